@@ -1,0 +1,36 @@
+# Two entry points: `make repro` (install + the default study) and `make test` (install + tests).
+# Each creates .venv with plain pip (it finds local torch wheels and constraints where pip is configured).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+
+.PHONY: install install-test repro test lint mlflow-ui clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install -e '.[test]'
+
+repro: install
+	$(BIN)/dvc repro
+
+test: install-test
+	$(BIN)/python -m ruff check src pipelines tests
+	$(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/python -m ruff check src pipelines tests
+
+mlflow-ui:
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db
+
+clean:
+	rm -rf outputs multirun .pytest_cache

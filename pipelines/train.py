@@ -1,0 +1,19 @@
+"""DVC stage `train`: one training run (see conf/train.yaml); `-m` sweeps run one MLflow child per point."""
+
+import hydra
+from omegaconf import DictConfig
+
+from superconv.cli import hydra_choice, run_guarded, sweep_defaults
+from superconv.stages import train_stage
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    study = sweep_defaults(cfg) or "adhoc"
+    run_name = hydra_choice("schedule", cfg.schedule.policy)
+    summary = run_guarded(lambda: train_stage(cfg, run_name, study, hydra_choice("experiment", None)))
+    return summary["final_test_acc"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Composing, validating and reading the Hydra configs in ``conf/``.
+
+Validation runs before any data is read or any device touched, so a typo costs a second and a
+clear message naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from superconv.schedules import POLICIES, build_schedule, to_iterations
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+class ConfigError(ValueError):
+    """A bad config value: the message names the key, the value and the fix."""
+
+
+def compose_stage_config(stage: str, overrides: list[str]) -> DictConfig:
+    """Compose ``conf/<stage>.yaml`` with overrides, as the stage's @hydra.main would (tests, CLIs)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=stage, overrides=overrides)
+
+
+def iterations_per_epoch(cfg: DictConfig) -> float:
+    """Training images / total batch: converts epoch-based schedule lengths to iterations."""
+    return cfg.dataset.train_size / cfg.trainer.total_batch
+
+
+def require_resolvable(cfg: DictConfig, key: str) -> None:
+    """Resolve ``key`` fully; a missing recipe value becomes an error that says what to set."""
+    try:
+        OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(
+            f"{key} cannot be resolved ({str(err).splitlines()[0]}). The experiment preset has no recipe "
+            "for this schedule: pick an experiment that has one, or give every value on the command line "
+            f"(e.g. ++recipe.<policy>.max_lr=0.1)."
+        ) from None
+
+
+def _positive(key: str, value: Any) -> None:
+    if value is None or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{key}={value!r} must be a finite number > 0.")
+
+
+def validate_common(cfg: DictConfig) -> None:
+    """Checks shared by training and range tests."""
+    _positive("trainer.total_batch", cfg.trainer.total_batch)
+    _positive("trainer.eval_batch", cfg.trainer.eval_batch)
+    if cfg.trainer.max_iterations is not None:
+        _positive("trainer.max_iterations", cfg.trainer.max_iterations)
+    wd = cfg.optimizer.weight_decay
+    if wd is None or wd < 0:
+        raise ConfigError(f"optimizer.weight_decay={wd!r} must be >= 0.")
+
+
+def validate_train(cfg: DictConfig) -> None:
+    """Check a composed training config; raise ConfigError naming the first bad value."""
+    validate_common(cfg)
+    require_resolvable(cfg, "schedule")
+    schedule = cfg.schedule
+    policy = schedule.policy
+    if policy not in POLICIES:
+        raise ConfigError(f"schedule.policy={policy!r} is unknown; allowed: {', '.join(POLICIES)}.")
+    for key in ("min_lr", "max_lr", "base_lr"):
+        if key in schedule:
+            _positive(f"schedule.{key}", schedule[key])
+    if "min_lr" in schedule and schedule.min_lr > schedule.max_lr:
+        raise ConfigError(
+            f"schedule.min_lr={schedule.min_lr} is above schedule.max_lr={schedule.max_lr}: swap them."
+        )
+    for key in ("momentum", "momentum_min"):
+        m = schedule.get(key)
+        if m is not None and not 0 <= m < 1:
+            raise ConfigError(f"schedule.{key}={m!r} must be in [0, 1).")
+    _positive("schedule.length", schedule.length)
+    built = build_schedule(schedule, iterations_per_epoch(cfg))
+    if schedule.policy == "one_cycle":
+        stepsize_its = to_iterations(schedule.stepsize, schedule.unit, iterations_per_epoch(cfg))
+        if 2 * stepsize_its > built.iterations:
+            raise ConfigError(
+                f"schedule.stepsize={schedule.stepsize} ({schedule.unit}s) makes the cycle "
+                f"({2 * stepsize_its} iterations) longer than schedule.length={schedule.length} "
+                f"({built.iterations} iterations): shorten the stepsize or lengthen the run."
+            )
+    _positive("trainer.eval_every", cfg.trainer.eval_every)
+
+
+def validate_range_test(cfg: DictConfig) -> None:
+    """Check a composed range-test config."""
+    validate_common(cfg)
+    rt = cfg.range_test
+    if rt.protocol not in ("linear", "exponential"):
+        raise ConfigError(f"range_test.protocol={rt.protocol!r}; allowed: linear, exponential.")
+    if rt.start_lr is None or rt.start_lr < 0 or (rt.protocol == "exponential" and rt.start_lr <= 0):
+        raise ConfigError(f"range_test.start_lr={rt.start_lr!r} must be >= 0 (> 0 for exponential).")
+    _positive("range_test.end_lr", rt.end_lr)
+    if rt.end_lr <= rt.start_lr:
+        raise ConfigError(
+            f"range_test.end_lr={rt.end_lr} must be above range_test.start_lr={rt.start_lr}."
+        )
+    _positive("range_test.iterations", rt.iterations)
+    _positive("range_test.eval_every", rt.eval_every)
+    if rt.eval_every > rt.iterations:
+        raise ConfigError(
+            f"range_test.eval_every={rt.eval_every} is longer than range_test.iterations={rt.iterations}."
+        )
+    _positive("range_test.min_lr_divisor", rt.min_lr_divisor)
+    if not 0 <= rt.momentum < 1:
+        raise ConfigError(f"range_test.momentum={rt.momentum!r} must be in [0, 1).")

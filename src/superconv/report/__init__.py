@@ -1,0 +1,1 @@
+"""The report: figures, tables and claim verdicts from the stage results and the published reference."""

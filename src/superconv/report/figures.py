@@ -1,0 +1,96 @@
+"""Seaborn figures, one function each; every figure the report or MLflow shows is drawn here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+POLICY_LABELS = {"one_cycle": "1cycle", "inv": "inv (Caffe)", "multistep": "piecewise constant",
+                 "triangular": "CLR triangular", "step": "step"}
+
+
+def save_figure(figure: plt.Figure, path: Path) -> None:
+    """Write a PNG (directories created) and free the figure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
+def run_curves_figure(metrics: pd.DataFrame, title: str) -> plt.Figure:
+    """One training run: train loss and test accuracy against iteration, LR on a twin axis."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    sns.lineplot(data=metrics, x="iteration", y="train_loss", ax=ax_loss, linewidth=0.8)
+    ax_lr = ax_loss.twinx()
+    ax_lr.plot(metrics["iteration"], metrics["lr"], color="tab:orange", linewidth=1)
+    ax_lr.set_ylabel("learning rate", color="tab:orange")
+    ax_lr.grid(False)
+    evaluated = metrics.dropna(subset=["test_acc"])
+    sns.lineplot(data=evaluated, x="iteration", y="test_acc", ax=ax_acc, marker="o", markersize=3)
+    ax_acc.set_ylabel("test accuracy (%)")
+    fig.suptitle(title)
+    return fig
+
+
+def range_test_figure(curve: pd.DataFrame, found: dict[str, Any]) -> plt.Figure:
+    """Range test: test accuracy and training loss against LR, each rule's suggestion marked."""
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    evaluated = curve.dropna(subset=["test_acc"])
+    sns.lineplot(data=evaluated, x="lr", y="test_acc", ax=ax_acc, marker="o", markersize=3)
+    ax_acc.set_ylabel("test accuracy (%)")
+    sns.lineplot(data=curve, x="lr", y="train_loss", ax=ax_loss, linewidth=0.6, alpha=0.5, label="raw")
+    sns.lineplot(data=curve, x="lr", y="smoothed_loss", ax=ax_loss, linewidth=1.5, label="smoothed")
+    ax_loss.set_ylabel("training loss")
+    top = curve["smoothed_loss"].quantile(0.95)
+    ax_loss.set_ylim(0, max(top * 1.5, 1e-3))
+    colors = dict(zip(found["rules"], sns.color_palette("dark", len(found["rules"])), strict=False))
+    for rule, lr in found["rules"].items():
+        if lr is None:
+            continue
+        style = "-" if rule == found["method"] else ":"
+        for ax in (ax_acc, ax_loss):
+            ax.axvline(lr, color=colors[rule], linestyle=style, linewidth=1.2,
+                       label=f"{rule}: {lr:.3g}" if ax is ax_loss else None)
+    if found.get("diverged_lr"):
+        for ax in (ax_acc, ax_loss):
+            ax.axvline(found["diverged_lr"], color="red", linewidth=1.5,
+                       label=f"stopped: {found['diverged_lr']:.3g}" if ax is ax_loss else None)
+    if found["protocol"] == "exponential":
+        for ax in (ax_acc, ax_loss):
+            ax.set_xscale("log")
+    ax_loss.legend(fontsize=8)
+    fig.suptitle(f"LR range test ({found['protocol']} {found['start_lr']:g} -> {found['end_lr']:g}); "
+                 f"chosen: {found['method']} max_lr={found['max_lr']:.3g}, min_lr={found['min_lr']:.3g}")
+    return fig
+
+
+def accuracy_vs_iteration_figure(evals: pd.DataFrame) -> plt.Figure:
+    """Test accuracy against iteration per policy: mean line, band = min..max over seeds (Fig 1a analogue)."""
+    fig, (ax_full, ax_zoom) = plt.subplots(1, 2, figsize=(12, 4.5))
+    frame = evals.assign(policy=evals["run"].map(lambda r: POLICY_LABELS.get(r, r)))
+    for ax in (ax_full, ax_zoom):
+        sns.lineplot(data=frame, x="iteration", y="test_acc", hue="policy", errorbar=("pi", 100), ax=ax)
+        ax.set_ylabel("test accuracy (%)")
+    final = frame.groupby("policy")["test_acc"].max()
+    ax_zoom.set_ylim(max(final.min() - 1.0, 0), min(final.max() + 0.2, 100))
+    ax_zoom.set_title("zoom on the final accuracies")
+    ax_full.set_title("test accuracy (mean; band = range over seeds)")
+    return fig
+
+
+def schedules_figure(schedules: pd.DataFrame) -> plt.Figure:
+    """LR and momentum against iteration for each policy, as the runs applied them."""
+    fig, (ax_lr, ax_m) = plt.subplots(1, 2, figsize=(12, 4))
+    frame = schedules.assign(policy=schedules["run"].map(lambda r: POLICY_LABELS.get(r, r)))
+    sns.lineplot(data=frame, x="iteration", y="lr", hue="policy", ax=ax_lr)
+    sns.lineplot(data=frame, x="iteration", y="momentum", hue="policy", ax=ax_m)
+    ax_lr.set_title("learning rate")
+    ax_m.set_title("momentum")
+    return fig

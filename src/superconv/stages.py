@@ -1,0 +1,188 @@
+"""Stage wiring: config -> validated settings -> data, model, tracking -> fixed output files.
+
+``pipelines/*.py`` are thin Hydra apps that call these functions; everything here is importable and
+tested without Hydra's command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from superconv import config as C
+from superconv.data.loader import DeviceData
+from superconv.data.prepared import Prepared, load_prepared, read_meta, write_prepared
+from superconv.data.sources import fetch
+from superconv.distributed import is_rank0
+from superconv.engine import place_model, resolve_device, seed_everything
+from superconv.io import atomic_write, write_json
+from superconv.models import build_model
+from superconv.range_test import CURVE_COLUMNS, run_range_test, suggestion
+from superconv.schedules import build_schedule
+from superconv.tracking import tracked_run
+from superconv.training import METRIC_COLUMNS, summarize, train
+
+log = logging.getLogger(__name__)
+
+
+def prepare_stage(cfg: DictConfig) -> dict[str, Any]:
+    """Fetch the dataset from the first source that works and write the prepared tensors."""
+    train_split, test_split, source = fetch(cfg.dataset, Path(cfg.raw_root))
+    info = {"dataset": cfg.dataset.name, "source": source}
+    meta = write_prepared(Path(cfg.out), train_split, test_split, info)
+    log.info("prepared %s from source %r -> %s (%s)", cfg.dataset.name, source, cfg.out, meta["split_sizes"])
+    print(f"{cfg.dataset.name}: source={source} train={meta['split_sizes']['train']} "
+          f"test={meta['split_sizes']['test']} -> {cfg.out}")
+    return meta
+
+
+def _dataset_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.data_root) / cfg.dataset.name
+
+
+def _check_dataset(cfg: DictConfig) -> dict[str, Any]:
+    """The prepared dataset must exist and match the config (before any compute)."""
+    meta = read_meta(_dataset_dir(cfg))
+    if meta["split_sizes"]["train"] != cfg.dataset.train_size:
+        raise C.ConfigError(
+            f"dataset.train_size={cfg.dataset.train_size} but {_dataset_dir(cfg)} holds "
+            f"{meta['split_sizes']['train']} training images: fix dataset.train_size or re-run prepare."
+        )
+    return meta
+
+
+def _device_data(cfg: DictConfig, prepared: Prepared, device: torch.device, seed: int) -> tuple[
+        DeviceData, DeviceData]:
+    ds = cfg.dataset
+    kwargs = {"device": device, "input_scale": ds.input_scale, "mean": ds.mean, "std": ds.std,
+              "channels_last": cfg.trainer.channels_last}
+    return DeviceData(prepared.train, seed=seed, **kwargs), DeviceData(prepared.test, seed=seed, **kwargs)
+
+
+def _dataset_tags(meta: dict[str, Any]) -> dict[str, str]:
+    return {"superconv.dataset": meta["dataset"], "superconv.dataset_source": meta["source"],
+            "superconv.dataset_sha256": meta["sha256"]["train.pt"]}
+
+
+def _study(cfg: DictConfig, default: str) -> str:
+    return cfg.study if cfg.study else default
+
+
+def apply_lr_from(cfg: DictConfig) -> str:
+    """Take min_lr/max_lr from a range test's suggestion.json when ``lr_from`` is set; say which."""
+    if not cfg.lr_from:
+        return "config"
+    path = Path(cfg.lr_from)
+    if not path.is_file():
+        raise C.ConfigError(f"lr_from={cfg.lr_from!r} does not exist: run the range test first or drop lr_from.")
+    found = json.loads(path.read_text())
+    schedule = cfg.schedule
+    if "max_lr" not in schedule:
+        raise C.ConfigError(f"lr_from needs a schedule with min_lr/max_lr; schedule.policy={schedule.policy!r}.")
+    with open_dict(cfg):
+        schedule.max_lr = float(found["max_lr"])
+        schedule.min_lr = float(found["min_lr"])
+    return str(path)
+
+
+def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
+                experiment: str | None = None) -> dict[str, Any]:
+    """Validate, train, and write metrics.csv, summary.json and checkpoint.pt into ``cfg.out``."""
+    lr_source = apply_lr_from(cfg)
+    C.validate_train(cfg)
+    meta = _check_dataset(cfg)
+    out = Path(cfg.out)
+    seed_everything(cfg.seed, cfg.trainer.threads)
+    schedule = build_schedule(cfg.schedule, C.iterations_per_epoch(cfg))
+    device = resolve_device(cfg.trainer.device)
+    train_data, test_data = _device_data(cfg, load_prepared(_dataset_dir(cfg)), device, cfg.seed)
+    tags = {**_dataset_tags(meta), "superconv.run": run_name, "superconv.experiment": str(experiment),
+            "superconv.seed": str(cfg.seed), "superconv.lr_source": lr_source}
+    with tracked_run(cfg, f"{run_name}-seed{cfg.seed}", _study(cfg, default_study), tags) as tracker:
+        result = train(cfg, train_data, test_data, schedule, tracker)
+        summary = {**summarize(result, cfg, schedule), "run": run_name, "seed": cfg.seed, "experiment": experiment,
+                   "policy": schedule.policy, "lr_source": lr_source, "dataset_source": meta["source"],
+                   "dataset_sha256": meta["sha256"]["train.pt"], "tracking_run_id": tracker.run_id,
+                   "schedule": OmegaConf.to_container(cfg.schedule, resolve=True)}
+        if is_rank0():
+            frame = pd.DataFrame(result.rows, columns=METRIC_COLUMNS)
+            atomic_write(out / "metrics.csv", lambda p: frame.to_csv(p, index=False))
+            state = {"model": result.model.state_dict(), "optimizer": result.optimizer.state_dict(),
+                     "iteration": result.iterations, "seed": cfg.seed}
+            atomic_write(out / "checkpoint.pt", lambda p: torch.save(state, p))
+            write_json(out / "summary.json", summary)
+            from superconv.report.figures import run_curves_figure
+
+            tracker.log_figure(run_curves_figure(frame, f"{run_name} seed {cfg.seed}"), "curves.png")
+            for name in ("metrics.csv", "summary.json"):
+                tracker.log_artifact(out / name)
+            tracker.log_metrics({k: summary[k] for k in ("final_test_acc", "best_test_acc", "images_per_s",
+                                                         "wall_s") if summary[k] is not None},
+                                step=result.iterations)
+        if result.diverged:
+            raise Diverged(result.diverged, out)
+    return summary
+
+
+class Diverged(RuntimeError):
+    """Training stopped on a non-finite or exploding loss; outputs hold what it had."""
+
+    def __init__(self, reason: str, out: Path) -> None:
+        super().__init__(f"training diverged: {reason}. What it had is in {out}.")
+
+
+def range_test_stage(cfg: DictConfig, default_study: str = "adhoc") -> dict[str, Any]:
+    """Run the range test; write curve.csv, suggestion.json and range_test.png into ``cfg.out``."""
+    C.validate_range_test(cfg)
+    meta = _check_dataset(cfg)
+    rt = cfg.range_test
+    if cfg.trainer.max_iterations is not None:
+        with open_dict(cfg):
+            rt.iterations = min(rt.iterations, int(cfg.trainer.max_iterations))
+            rt.eval_every = min(rt.eval_every, rt.iterations)
+    out = Path(cfg.out)
+    seed_everything(cfg.seed, cfg.trainer.threads)
+    device = resolve_device(cfg.trainer.device)
+    train_data, test_data = _device_data(cfg, load_prepared(_dataset_dir(cfg)), device, cfg.seed)
+    model = place_model(build_model(cfg.model), device, cfg.trainer.channels_last)
+    optimizer = instantiate(cfg.optimizer)(params=model.parameters())
+    name = f"range_test-{cfg.model._target_.rsplit('.', 1)[-1].lower()}-{cfg.dataset.name}"
+    with tracked_run(cfg, name, _study(cfg, default_study), _dataset_tags(meta)) as tracker:
+        result = run_range_test(rt, cfg.trainer.total_batch, cfg.trainer.eval_batch, model, optimizer,
+                                train_data, test_data, tracker, cfg.trainer.progress)
+        found = {**suggestion(result.rows, rt, result.diverged_lr), "dataset_source": meta["source"],
+                 "dataset_sha256": meta["sha256"]["train.pt"], "tracking_run_id": tracker.run_id}
+        if is_rank0():
+            from superconv.report.figures import range_test_figure, save_figure
+
+            frame = pd.DataFrame(result.rows, columns=CURVE_COLUMNS)
+            atomic_write(out / "curve.csv", lambda p: frame.to_csv(p, index=False))
+            write_json(out / "suggestion.json", found)
+            figure = range_test_figure(frame, found)
+            save_figure(figure, out / "range_test.png")
+            for file in ("curve.csv", "suggestion.json", "range_test.png"):
+                tracker.log_artifact(out / file)
+    return found
+
+
+
+def report_stage(cfg: DictConfig) -> dict[str, Any]:
+    """Build reports/ and log it to the study's MLflow parent run."""
+    from superconv.report.build import build_report
+
+    built = build_report(Path(cfg.results), Path(cfg.out), cfg.compare.policy, cfg.compare.baseline,
+                         Path(cfg.range_test_dir) if cfg.range_test_dir else None)
+    for line in built["verdicts"]:
+        print(line)
+    if cfg.tracking.enabled and cfg.study:
+        from superconv.tracking import log_to_study
+
+        log_to_study(cfg, cfg.study, Path(cfg.out))
+    return built

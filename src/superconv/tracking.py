@@ -1,0 +1,168 @@
+"""MLflow tracking: one parent run per study (or sweep), one child run per range test or training run.
+
+Only rank 0 talks to MLflow. Child runs are created with the ``mlflow.parentRunId`` tag, so a parent
+found by its study name can collect children from separate processes (DVC stages, sweep points).
+Metrics are buffered and sent with ``log_batch``: per-iteration curves cost one call per flush.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from superconv.distributed import is_rank0
+
+STUDY_TAG = "superconv.study"
+ROLE_TAG = "superconv.role"
+# Keys that are never logged as params (environment-derived or paths that differ per machine).
+UNLOGGED_KEYS = ("tracking.uri",)
+
+
+def flatten(cfg: Mapping[str, Any] | DictConfig, prefix: str = "") -> dict[str, str]:
+    """Dotted key -> string value, for ``log_params`` (lists stay whole, as their YAML text)."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    flat: dict[str, str] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif name not in UNLOGGED_KEYS:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit() -> str:
+    """HEAD's commit id (with ``-dirty`` when the tree has changes), or ``unknown`` outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha.strip() + ("-dirty" if dirty.strip() else "")
+
+
+class Tracker:
+    """A child run's handle; every method is a no-op when tracking is off or not rank 0."""
+
+    def __init__(self, client: Any = None, run_id: str | None = None, flush_every: int = 1000) -> None:
+        self.client = client
+        self.run_id = run_id
+        self._buffer: list[Any] = []
+        self._flush_every = flush_every
+
+    @property
+    def active(self) -> bool:
+        return self.run_id is not None
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int) -> None:
+        if not self.active:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None)
+        if len(self._buffer) >= self._flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.active and self._buffer:
+            for start in range(0, len(self._buffer), 1000):
+                self.client.log_batch(self.run_id, metrics=self._buffer[start : start + 1000])
+            self._buffer = []
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.active and Path(path).exists():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        if self.active:
+            self.client.log_figure(self.run_id, figure, name)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self.active:
+            for k, v in tags.items():
+                self.client.set_tag(self.run_id, k, str(v))
+
+
+def _client(cfg: DictConfig) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=cfg.tracking.uri)
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:  # another process created it first
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def study_run_id(client: Any, experiment_id: str, study: str) -> str:
+    """The parent run of ``study``: found by tag, created (and closed) on first use."""
+    filt = f"tags.`{STUDY_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'study'"
+    found = client.search_runs([experiment_id], filter_string=filt, max_results=1, order_by=["start_time ASC"])
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=study, tags={STUDY_TAG: study, ROLE_TAG: "study"})
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+@contextmanager
+def tracked_run(cfg: DictConfig, run_name: str, study: str, tags: Mapping[str, str]) -> Iterator[Tracker]:
+    """Open a child run of ``study`` with the flattened config as params; close it with its status.
+
+    The run ends FINISHED, FAILED (an exception) or KILLED (KeyboardInterrupt/SIGTERM -> SystemExit).
+    """
+    if not (cfg.tracking.enabled and is_rank0()):
+        yield Tracker()
+        return
+    client = _client(cfg)
+    exp_id = _experiment_id(client, cfg.tracking.experiment)
+    parent = study_run_id(client, exp_id, study)
+    all_tags = {"mlflow.parentRunId": parent, STUDY_TAG: study, ROLE_TAG: cfg.stage,
+                "superconv.git_commit": git_commit(), **tags}
+    run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
+    tracker = Tracker(client, run.info.run_id)
+    params = flatten(cfg)
+    from mlflow.entities import Param
+
+    items = [Param(k, v[:6000]) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run.info.run_id, params=items[start : start + 100])
+    monitor = None
+    if cfg.tracking.system_metrics:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run.info.run_id, tracking_uri=cfg.tracking.uri)
+        monitor.start()
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FINISHED"
+    except (KeyboardInterrupt, SystemExit):
+        status = "KILLED"
+        raise
+    finally:
+        tracker.flush()
+        if monitor is not None:
+            monitor.finish()
+        client.set_terminated(run.info.run_id, status)
+
+
+def log_to_study(cfg: DictConfig, study: str, directory: Path) -> None:
+    """Attach a directory (the report) to the study's parent run."""
+    client = _client(cfg)
+    parent = study_run_id(client, _experiment_id(client, cfg.tracking.experiment), study)
+    client.log_artifacts(parent, str(directory), "report")

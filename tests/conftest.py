@@ -1,0 +1,56 @@
+"""Shared fixtures: one real MLflow SQLite store per session, sklearn digits prepared once, CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "DVC_NO_ANALYTICS": "1",
+                   "MLFLOW_DISABLE_AGENT_HINT": "1"})
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite store for the session (creating one costs ~5 s); every test logs there."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(uri).search_experiments()  # creates the schema once, before any parallel writer
+    return uri
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sklearn digits prepared once into a session data root."""
+    from superconv.config import compose_stage_config
+    from superconv.stages import prepare_stage
+
+    root = tmp_path_factory.mktemp("prepared")
+    cfg = compose_stage_config("prepare", ["dataset=digits", f"data_root={root}"])
+    prepare_stage(cfg)
+    return root
+
+
+def run_cli(args: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command with this interpreter's venv first on PATH (as `make` does)."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+    proc = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def cli():
+    return run_cli
+
+
+TINY = ["experiment=tiny_digits_lenet", "trainer.progress=false"]

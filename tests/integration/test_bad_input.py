@@ -1,0 +1,43 @@
+"""Bad input: one clear line naming the key and the fix, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import TINY
+
+CASES = [
+    (["schedule.min_lr=0.5"], "schedule.min_lr=0.5 is above schedule.max_lr"),
+    (["schedule.max_lr=-1"], "schedule.max_lr=-1"),
+    (["schedule.momentum=1.2"], "schedule.momentum=1.2 must be in [0, 1)"),
+    (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1"),
+    (["schedule.stepsize=4"], "longer than schedule.length"),
+    (["trainer.max_iterations=0"], "trainer.max_iterations=0"),
+    (["schedule=triangular"], "no recipe for this schedule"),
+    (["lr_from=/nonexistent/suggestion.json"], "lr_from='/nonexistent/suggestion.json' does not exist"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CASES, ids=[c[0][0] for c in CASES])
+def test_bad_training_input(tmp_path, cli, data_root, overrides, message) -> None:
+    out = tmp_path / "out"
+    proc = cli(["python", "pipelines/train.py", *TINY, f"out={out}", f"data_root={data_root}",
+                "tracking.enabled=false", *overrides], check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (out / "metrics.csv").exists()
+
+
+def test_missing_prepared_dataset_says_run_prepare(tmp_path, cli) -> None:
+    proc = cli(["python", "pipelines/train.py", *TINY, f"out={tmp_path / 'o'}", f"data_root={tmp_path}",
+                "tracking.enabled=false"], check=False)
+    assert proc.returncode == 2
+    assert "run the prepare stage" in proc.stderr
+
+
+def test_bad_range_test_input(tmp_path, cli, data_root) -> None:
+    proc = cli(["python", "pipelines/range_test.py", *TINY, f"out={tmp_path / 'o'}", f"data_root={data_root}",
+                "tracking.enabled=false", "range_test.end_lr=0.0"], check=False)
+    assert proc.returncode == 2
+    assert "range_test.end_lr=0.0" in proc.stderr
