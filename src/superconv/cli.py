@@ -39,6 +39,7 @@ def sweep_defaults(cfg: DictConfig) -> str | None:
 
 def run_guarded(stage: Callable[[], Any]) -> Any:
     """Run a stage; bad input and divergence end with one clear line and a non-zero exit, no traceback."""
+    from superconv.checkpoint import StopRequested
     from superconv.stages import Diverged
 
     try:
@@ -49,3 +50,6 @@ def run_guarded(stage: Callable[[], Any]) -> Any:
     except Diverged as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_DIVERGED)
+    except StopRequested as err:
+        print(f"{err}", file=sys.stderr)
+        sys.exit(128 + err.signum)

@@ -7,12 +7,15 @@ clear message naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from superconv.distributed import world_size
 from superconv.schedules import POLICIES, build_schedule, to_iterations
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -53,9 +56,45 @@ def _positive(key: str, value: Any) -> None:
         raise ConfigError(f"{key}={value!r} must be a finite number > 0.")
 
 
+def check_writable(key: str, directory: str) -> None:
+    """Create ``directory`` and prove it takes a file, before any compute is spent."""
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{key}={directory!r} is not a writable directory ({err.strerror}): "
+                          "choose another.") from None
+
+
+def check_tracking(cfg: DictConfig) -> None:
+    """Fail at start, not after training, when the MLflow store cannot be reached."""
+    if not cfg.tracking.enabled:
+        return
+    uri = str(cfg.tracking.uri)
+    fix = "start the server, fix MLFLOW_TRACKING_URI / tracking.uri, or set tracking.enabled=false"
+    if uri.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as answer:
+                answer.read()
+        except OSError as err:
+            raise ConfigError(f"tracking.uri={uri} cannot be reached ({err}): {fix}.") from None
+    elif uri.startswith("sqlite:///"):
+        db_dir = Path(uri.removeprefix("sqlite:///")).parent
+        if not db_dir.is_dir() or not os.access(db_dir, os.W_OK):
+            raise ConfigError(f"tracking.uri={uri}: directory {str(db_dir)!r} does not exist or is not writable: "
+                              f"{fix}.")
+
+
 def validate_common(cfg: DictConfig) -> None:
     """Checks shared by training and range tests."""
     _positive("trainer.total_batch", cfg.trainer.total_batch)
+    if cfg.trainer.total_batch % world_size():
+        raise ConfigError(f"trainer.total_batch={cfg.trainer.total_batch} is not divisible by the world size "
+                          f"{world_size()}: pick a total batch that is a multiple of the number of processes.")
     _positive("trainer.eval_batch", cfg.trainer.eval_batch)
     if cfg.trainer.max_iterations is not None:
         _positive("trainer.max_iterations", cfg.trainer.max_iterations)
@@ -94,6 +133,9 @@ def validate_train(cfg: DictConfig) -> None:
                 f"({built.iterations} iterations): shorten the stepsize or lengthen the run."
             )
     _positive("trainer.eval_every", cfg.trainer.eval_every)
+    if cfg.trainer.eval_every > built.iterations:
+        raise ConfigError(f"trainer.eval_every={cfg.trainer.eval_every} is longer than the run "
+                          f"({built.iterations} iterations): evaluate more often.")
 
 
 def validate_range_test(cfg: DictConfig) -> None:

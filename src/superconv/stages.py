@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from superconv import config as C
+from superconv.checkpoint import config_fingerprint, load_resumable
 from superconv.data.loader import DeviceData
 from superconv.data.prepared import Prepared, load_prepared, read_meta, write_prepared
 from superconv.data.sources import fetch
@@ -98,6 +99,8 @@ def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
     lr_source = apply_lr_from(cfg)
     C.validate_train(cfg)
     meta = _check_dataset(cfg)
+    C.check_writable("out", cfg.out)
+    C.check_tracking(cfg)
     out = Path(cfg.out)
     seed_everything(cfg.seed, cfg.trainer.threads)
     schedule = build_schedule(cfg.schedule, C.iterations_per_epoch(cfg))
@@ -105,18 +108,21 @@ def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
     train_data, test_data = _device_data(cfg, load_prepared(_dataset_dir(cfg)), device, cfg.seed)
     tags = {**_dataset_tags(meta), "superconv.run": run_name, "superconv.experiment": str(experiment),
             "superconv.seed": str(cfg.seed), "superconv.lr_source": lr_source}
-    with tracked_run(cfg, f"{run_name}-seed{cfg.seed}", _study(cfg, default_study), tags) as tracker:
-        result = train(cfg, train_data, test_data, schedule, tracker)
+    fingerprint = config_fingerprint(cfg)
+    resume = load_resumable(out / "checkpoint.pt", fingerprint)
+    if resume is not None:
+        log.info("resuming %s from its checkpoint at iteration %d", out, resume["loop"]["iteration"])
+    with tracked_run(cfg, f"{run_name}-seed{cfg.seed}", _study(cfg, default_study), tags,
+                     resume_run_id=resume["tracking_run_id"] if resume else None) as tracker:
+        result = train(cfg, train_data, test_data, schedule, tracker, out / "checkpoint.pt", resume, fingerprint)
         summary = {**summarize(result, cfg, schedule), "run": run_name, "seed": cfg.seed, "experiment": experiment,
                    "policy": schedule.policy, "lr_source": lr_source, "dataset_source": meta["source"],
                    "dataset_sha256": meta["sha256"]["train.pt"], "tracking_run_id": tracker.run_id,
+                   "resumed": resume is not None,
                    "schedule": OmegaConf.to_container(cfg.schedule, resolve=True)}
         if is_rank0():
             frame = pd.DataFrame(result.rows, columns=METRIC_COLUMNS)
             atomic_write(out / "metrics.csv", lambda p: frame.to_csv(p, index=False))
-            state = {"model": result.model.state_dict(), "optimizer": result.optimizer.state_dict(),
-                     "iteration": result.iterations, "seed": cfg.seed}
-            atomic_write(out / "checkpoint.pt", lambda p: torch.save(state, p))
             write_json(out / "summary.json", summary)
             from superconv.report.figures import run_curves_figure
 
@@ -127,7 +133,9 @@ def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
                                                          "wall_s") if summary[k] is not None},
                                 step=result.iterations)
         if result.diverged:
-            raise Diverged(result.diverged, out)
+            tracker.fail(f"diverged: {result.diverged}")
+            if cfg.trainer.fail_on_divergence:
+                raise Diverged(result.diverged, out)
     return summary
 
 
@@ -142,6 +150,8 @@ def range_test_stage(cfg: DictConfig, default_study: str = "adhoc") -> dict[str,
     """Run the range test; write curve.csv, suggestion.json and range_test.png into ``cfg.out``."""
     C.validate_range_test(cfg)
     meta = _check_dataset(cfg)
+    C.check_writable("out", cfg.out)
+    C.check_tracking(cfg)
     rt = cfg.range_test
     if cfg.trainer.max_iterations is not None:
         with open_dict(cfg):

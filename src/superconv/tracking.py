@@ -52,11 +52,17 @@ def git_commit() -> str:
 class Tracker:
     """A child run's handle; every method is a no-op when tracking is off or not rank 0."""
 
-    def __init__(self, client: Any = None, run_id: str | None = None, flush_every: int = 1000) -> None:
+    def __init__(self, client: Any = None, run_id: str | None = None, flush_every: int | None = 1000) -> None:
         self.client = client
         self.run_id = run_id
         self._buffer: list[Any] = []
         self._flush_every = flush_every
+        self.failure: str | None = None
+
+    def fail(self, reason: str) -> None:
+        """Mark the run FAILED at its end, with ``reason`` tagged, without raising."""
+        self.failure = reason
+        self.set_tags({"superconv.failure_reason": reason})
 
     @property
     def active(self) -> bool:
@@ -69,7 +75,7 @@ class Tracker:
 
         now = int(time.time() * 1000)
         self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None)
-        if len(self._buffer) >= self._flush_every:
+        if self._flush_every is not None and len(self._buffer) >= self._flush_every:
             self.flush()
 
     def flush(self) -> None:
@@ -120,10 +126,14 @@ def study_run_id(client: Any, experiment_id: str, study: str) -> str:
 
 
 @contextmanager
-def tracked_run(cfg: DictConfig, run_name: str, study: str, tags: Mapping[str, str]) -> Iterator[Tracker]:
-    """Open a child run of ``study`` with the flattened config as params; close it with its status.
+def tracked_run(cfg: DictConfig, run_name: str, study: str, tags: Mapping[str, str],
+                resume_run_id: str | None = None) -> Iterator[Tracker]:
+    """Open a child run of ``study`` with the flattened config as params (or reopen ``resume_run_id``,
+    the run of a resumed checkpoint); close it with its status.
 
-    The run ends FINISHED, FAILED (an exception) or KILLED (KeyboardInterrupt/SIGTERM -> SystemExit).
+    The run ends FINISHED, FAILED (an exception; the reason is tagged) or KILLED (SIGINT/SIGTERM).
+    Metrics are buffered until ``Tracker.flush`` (the training loop flushes at each checkpoint), so a
+    run killed with -9 and resumed logs every step exactly once.
     """
     if not (cfg.tracking.enabled and is_rank0()):
         yield Tracker()
@@ -133,32 +143,39 @@ def tracked_run(cfg: DictConfig, run_name: str, study: str, tags: Mapping[str, s
     parent = study_run_id(client, exp_id, study)
     all_tags = {"mlflow.parentRunId": parent, STUDY_TAG: study, ROLE_TAG: cfg.stage,
                 "superconv.git_commit": git_commit(), **tags}
-    run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
-    tracker = Tracker(client, run.info.run_id)
-    params = flatten(cfg)
-    from mlflow.entities import Param
+    if resume_run_id is not None:
+        run_id = resume_run_id
+        client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, "superconv.resumed", "true")
+    else:
+        run_id = client.create_run(exp_id, run_name=run_name, tags=all_tags).info.run_id
+        from mlflow.entities import Param
 
-    items = [Param(k, v[:6000]) for k, v in params.items()]
-    for start in range(0, len(items), 100):
-        client.log_batch(run.info.run_id, params=items[start : start + 100])
+        items = [Param(k, v[:6000]) for k, v in flatten(cfg).items()]
+        for start in range(0, len(items), 100):
+            client.log_batch(run_id, params=items[start : start + 100])
+    tracker = Tracker(client, run_id, flush_every=None)
     monitor = None
     if cfg.tracking.system_metrics:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-        monitor = SystemMetricsMonitor(run.info.run_id, tracking_uri=cfg.tracking.uri)
+        monitor = SystemMetricsMonitor(run_id, tracking_uri=cfg.tracking.uri, resume_logging=resume_run_id is not None)
         monitor.start()
     status = "FAILED"
     try:
         yield tracker
-        status = "FINISHED"
+        status = "FAILED" if tracker.failure else "FINISHED"
     except (KeyboardInterrupt, SystemExit):
         status = "KILLED"
+        raise
+    except Exception as err:
+        client.set_tag(run_id, "superconv.failure_reason", str(err)[:5000])
         raise
     finally:
         tracker.flush()
         if monitor is not None:
             monitor.finish()
-        client.set_terminated(run.info.run_id, status)
+        client.set_terminated(run_id, status)
 
 
 def log_to_study(cfg: DictConfig, study: str, directory: Path) -> None:

@@ -8,7 +8,8 @@ device-resident batch and records the loss. Losses stay on the device and are re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from superconv.checkpoint import StopRequested, restore_rng, rng_state, save_checkpoint, stop_signals
 from superconv.data.loader import DeviceData
 from superconv.distributed import is_rank0, rank, world_size
 from superconv.engine import DivergenceGuard, evaluate, place_model, set_hyperparameters, sgd_step
@@ -38,58 +40,95 @@ class TrainResult:
     evaluations: list[dict[str, float]] = field(default_factory=list)
 
 
+@dataclass
+class LoopState:
+    """Everything besides model/optimizer that a resumed run needs to continue exactly."""
+
+    iteration: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: list[dict[str, float]] = field(default_factory=list)
+    eval_s: float = 0.0
+    wall_s: float = 0.0
+    first_loss: float | None = None
+
+
 def train(cfg: DictConfig, train_data: DeviceData, test_data: DeviceData, schedule: Schedule,
-          tracker: Tracker) -> TrainResult:
-    """Run ``schedule`` (capped at trainer.max_iterations) and return the per-iteration records."""
+          tracker: Tracker, checkpoint_path: Path, resume: dict[str, Any] | None = None,
+          fingerprint: str = "") -> TrainResult:
+    """Run ``schedule`` (capped at trainer.max_iterations), checkpointing every trainer.checkpoint_every
+    iterations and on SIGINT/SIGTERM; continue from ``resume`` (a checkpoint payload) when given."""
     trainer = cfg.trainer
     model = place_model(build_model(cfg.model), train_data.device, trainer.channels_last)
     optimizer = instantiate(cfg.optimizer)(params=model.parameters())
+    state = LoopState()
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        restore_rng(resume["rng"])
+        state = LoopState(**resume["loop"])
     n = schedule.iterations if trainer.max_iterations is None else min(schedule.iterations,
                                                                        int(trainer.max_iterations))
     per_epoch = len(train_data) / trainer.total_batch
     guard = DivergenceGuard(trainer.divergence_factor)
-    rows: list[dict[str, Any]] = []
+    guard.first = state.first_loss
     pending: list[tuple[int, float, float, torch.Tensor]] = []
-    evaluations: list[dict[str, float]] = []
-    eval_s = 0.0
-    start = time.perf_counter()
-    bar = tqdm(total=n, desc=f"train {schedule.policy}", disable=not (trainer.progress and is_rank0()),
-               mininterval=2.0, dynamic_ncols=True)
+    segment_start = time.perf_counter()
+
+    def checkpoint(next_iteration: int, complete: bool) -> None:
+        state.iteration, state.first_loss = next_iteration, guard.first
+        state.wall_s += time.perf_counter() - segment_start
+        tracker.flush()
+        if is_rank0():
+            save_checkpoint(checkpoint_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(),
+                "loop": asdict(state), "complete": complete, "fingerprint": fingerprint,
+                "tracking_run_id": tracker.run_id})
+
+    bar = tqdm(total=n, initial=state.iteration, desc=f"train {schedule.policy}", mininterval=2.0,
+               disable=not (trainer.progress and is_rank0()), dynamic_ncols=True)
     model.train()
-    for it in range(n):
-        lr, momentum = schedule.lr_at(it), schedule.momentum_at(it)
-        set_hyperparameters(optimizer, lr, momentum)
-        x, y = train_data.batch(it, trainer.total_batch, rank(), world_size())
-        pending.append((it, lr, momentum, sgd_step(model, optimizer, x, y)))
-        last = it == n - 1
-        eval_now = (it + 1) % trainer.eval_every == 0 or last
-        if not (eval_now or len(pending) >= trainer.log_every):
-            continue
-        losses = torch.stack([p[3] for p in pending]).tolist()
-        for (i, lr_i, m_i, _), loss in zip(pending, losses, strict=True):
-            rows.append({"iteration": i, "epoch": (i + 1) / per_epoch, "lr": lr_i, "momentum": m_i,
-                         "train_loss": loss, "test_loss": None, "test_acc": None})
-            tracker.log_metrics({"lr": lr_i, "momentum": m_i, "train_loss": loss}, step=i)
-            if guard.check(i, loss):
+    with stop_signals() as stop:
+        for it in range(state.iteration, n):
+            lr, momentum = schedule.lr_at(it), schedule.momentum_at(it)
+            set_hyperparameters(optimizer, lr, momentum)
+            x, y = train_data.batch(it, trainer.total_batch, rank(), world_size())
+            pending.append((it, lr, momentum, sgd_step(model, optimizer, x, y)))
+            eval_now = (it + 1) % trainer.eval_every == 0 or it == n - 1
+            checkpoint_now = bool(stop) or (trainer.checkpoint_every and (it + 1) % trainer.checkpoint_every == 0)
+            if not (eval_now or checkpoint_now or len(pending) >= trainer.log_every):
+                continue
+            losses = torch.stack([p[3] for p in pending]).tolist()
+            for (i, lr_i, m_i, _), loss in zip(pending, losses, strict=True):
+                state.rows.append({"iteration": i, "epoch": (i + 1) / per_epoch, "lr": lr_i, "momentum": m_i,
+                                   "train_loss": loss, "test_loss": None, "test_acc": None})
+                tracker.log_metrics({"lr": lr_i, "momentum": m_i, "train_loss": loss}, step=i)
+                if guard.check(i, loss):
+                    break
+            bar.update(len(pending))
+            pending = []
+            if guard.reason:
                 break
-        bar.update(len(pending))
-        pending = []
-        if guard.reason:
-            break
-        if eval_now:
-            t_eval = time.perf_counter()
-            result = evaluate(model, test_data, trainer.eval_batch)
-            eval_s += time.perf_counter() - t_eval
-            rows[-1].update(test_loss=result.loss, test_acc=result.accuracy)
-            evaluations.append({"iteration": it, "test_loss": result.loss, "test_acc": result.accuracy})
-            tracker.log_metrics({"test_loss": result.loss, "test_acc": result.accuracy}, step=it)
-        elapsed = time.perf_counter() - start - eval_s
-        bar.set_postfix(lr=f"{lr:.4g}", loss=f"{losses[-1]:.4f}",
-                        acc=f"{evaluations[-1]['test_acc']:.2f}" if evaluations else "-",
-                        img_s=f"{(it + 1) * trainer.total_batch / max(elapsed, 1e-9):.0f}")
+            if eval_now:
+                t_eval = time.perf_counter()
+                result = evaluate(model, test_data, trainer.eval_batch)
+                state.eval_s += time.perf_counter() - t_eval
+                state.rows[-1].update(test_loss=result.loss, test_acc=result.accuracy)
+                state.evaluations.append({"iteration": it, "test_loss": result.loss, "test_acc": result.accuracy})
+                tracker.log_metrics({"test_loss": result.loss, "test_acc": result.accuracy}, step=it)
+            if checkpoint_now:
+                checkpoint(it + 1, complete=False)
+                segment_start = time.perf_counter()
+                if stop:
+                    bar.close()
+                    raise StopRequested(stop[0], it, checkpoint_path)
+            elapsed = state.wall_s + time.perf_counter() - segment_start - state.eval_s
+            bar.set_postfix(lr=f"{lr:.4g}", loss=f"{losses[-1]:.4f}",
+                            acc=f"{state.evaluations[-1]['test_acc']:.2f}" if state.evaluations else "-",
+                            img_s=f"{(it + 1) * trainer.total_batch / max(elapsed, 1e-9):.0f}")
     bar.close()
-    return TrainResult(rows, model, optimizer, len(rows), guard.reason, time.perf_counter() - start, eval_s,
-                       evaluations)
+    checkpoint(len(state.rows), complete=True)
+    return TrainResult(state.rows, model, optimizer, len(state.rows), guard.reason, state.wall_s, state.eval_s,
+                       state.evaluations)
 
 
 def summarize(result: TrainResult, cfg: DictConfig, schedule: Schedule) -> dict[str, Any]:

@@ -41,3 +41,32 @@ def test_bad_range_test_input(tmp_path, cli, data_root) -> None:
                 "tracking.enabled=false", "range_test.end_lr=0.0"], check=False)
     assert proc.returncode == 2
     assert "range_test.end_lr=0.0" in proc.stderr
+
+
+MORE_CASES = [
+    (["trainer.eval_every=1000"], {}, "trainer.eval_every=1000 is longer than the run"),
+    (["schedule.max_lr=nan"], {}, "schedule.max_lr=nan must be a finite number"),
+    (["out=/etc/hostname/run"], {}, "is not a writable directory"),
+    (["tracking.uri=http://127.0.0.1:9"], {}, "tracking.uri=http://127.0.0.1:9 cannot be reached"),
+    ([], {"WORLD_SIZE": "3"}, "not divisible by the world size 3"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "env", "message"), MORE_CASES, ids=[c[2][:30] for c in MORE_CASES])
+def test_bad_run_settings_fail_before_compute(tmp_path, cli, data_root, overrides, env, message) -> None:
+    out = tmp_path / "out"
+    proc = cli(["python", "pipelines/train.py", *TINY, f"out={out}", f"data_root={data_root}", *overrides],
+               env=env, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (out / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize(("override", "group"), [("schedule=cosine", "schedule"), ("model=vgg", "model"),
+                                                 ("dataset=svhn", "dataset"), ("experiment=nope", "experiment")])
+def test_unknown_names_list_the_options(tmp_path, cli, override, group) -> None:
+    proc = cli(["python", "pipelines/train.py", override, f"out={tmp_path / 'o'}"], check=False)
+    assert proc.returncode != 0
+    assert f"Could not find '{group}/" in proc.stderr and f"Available options in '{group}'" in proc.stderr
+    assert "Traceback" not in proc.stderr
