@@ -123,6 +123,13 @@ def validate_train(cfg: DictConfig) -> None:
         if m is not None and not 0 <= m < 1:
             raise ConfigError(f"schedule.{key}={m!r} must be in [0, 1).")
     _positive("schedule.length", schedule.length)
+    for key in ("div", "div_final", "div_factor", "final_div_factor"):
+        if key in schedule:
+            _positive(f"schedule.{key}", schedule[key])
+    if "pct_start" in schedule and not 0 < schedule.pct_start < 1:
+        raise ConfigError(f"schedule.pct_start={schedule.pct_start!r} must be in (0, 1).")
+    if schedule.get("anneal_strategy", "cos") not in ("cos", "linear"):
+        raise ConfigError(f"schedule.anneal_strategy={schedule.anneal_strategy!r}; allowed: cos, linear.")
     built = build_schedule(schedule, iterations_per_epoch(cfg))
     if schedule.policy == "one_cycle":
         stepsize_its = to_iterations(schedule.stepsize, schedule.unit, iterations_per_epoch(cfg))

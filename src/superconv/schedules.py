@@ -69,6 +69,59 @@ def step_lr(it: int, base_lr: float, gamma: float, stepsize: int) -> float:
     return base_lr * gamma ** (it // stepsize)
 
 
+def exp_lr(it: int, base_lr: float, gamma: float) -> float:
+    """Caffe ``exp``: base_lr * gamma^it (the CLR paper's exponential baseline)."""
+    return base_lr * gamma**it
+
+
+def _fastai_cos(start: float, end: float, pos: float) -> float:
+    """fastai ``SchedCos``: half a cosine from start (pos 0) to end (pos 1)."""
+    return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
+
+
+def fastai_combined_cos(it: int, total: int, pct_start: float, start: float, middle: float, end: float) -> float:
+    """fastai ``combined_cos``: cosine start->middle over pct_start of the run, then middle->end.
+
+    fastai evaluates it at ``pos = train_iter / n_iter``, so ``end`` is reached at ``it == total``, one
+    step after the last training iteration, exactly as ``fit_one_cycle`` does.
+    """
+    pos = it / total
+    if pos < pct_start:
+        return _fastai_cos(start, middle, pos / pct_start)
+    return _fastai_cos(middle, end, (pos - pct_start) / (1 - pct_start))
+
+
+def _torch_anneal(start: float, end: float, pct: float, anneal: str) -> float:
+    """OneCycleLR's ``_annealing_cos`` / ``_annealing_linear``, with the same float operations."""
+    if anneal == "cos":
+        return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+    if anneal == "linear":
+        return (end - start) * pct + start
+    raise ValueError(f"unknown anneal_strategy {anneal!r}: use cos or linear")
+
+
+def torch_one_cycle(it: int, total: int, pct_start: float, start: float, peak: float, end: float,
+                    anneal: str = "cos", three_phase: bool = False) -> float:
+    """``torch.optim.lr_scheduler.OneCycleLR`` at step ``it`` of ``total``, for lr or momentum.
+
+    lr: (start, peak, end) = (max/div_factor, max, max/div_factor/final_div_factor); momentum: (max_m,
+    base_m, max_m). Phase ends are PyTorch's: ``pct_start*total - 1``, ``2*pct_start*total - 2`` (three
+    phases: back to start, then start->end) and ``total - 1``.
+    """
+    if three_phase:
+        phases = [(float(pct_start * total) - 1, start, peak), (float(2 * pct_start * total) - 2, peak, start),
+                  (total - 1, start, end)]
+    else:
+        phases = [(float(pct_start * total) - 1, start, peak), (total - 1, peak, end)]
+    phase_start = 0.0
+    for phase_end, a, b in phases[:-1]:
+        if it <= phase_end:
+            return _torch_anneal(a, b, (it - phase_start) / (phase_end - phase_start), anneal)
+        phase_start = phase_end
+    phase_end, a, b = phases[-1]
+    return _torch_anneal(a, b, (it - phase_start) / (phase_end - phase_start), anneal)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A policy bound to its values: lr and momentum for any iteration of a fixed budget."""
@@ -108,7 +161,22 @@ def _constant(it: int, value: float) -> float:
     return value
 
 
-POLICIES = ("one_cycle", "triangular", "triangular2", "exp_range", "inv", "multistep", "step", "constant")
+def _torch_one_cycle_fns(cfg: Mapping[str, Any], total: int) -> tuple[LrFn, LrFn]:
+    """lr and momentum of OneCycleLR; momentum stays at ``momentum`` when cycle_momentum is false."""
+    max_lr = float(cfg["max_lr"])
+    initial_lr = max_lr / float(cfg["div_factor"])
+    common = {"total": total, "pct_start": float(cfg["pct_start"]), "anneal": cfg["anneal_strategy"],
+              "three_phase": bool(cfg["three_phase"])}
+    lr_fn = partial(torch_one_cycle, start=initial_lr, peak=max_lr, end=initial_lr / float(cfg["final_div_factor"]),
+                    **common)
+    m_max = float(cfg["momentum"])
+    if not cfg["cycle_momentum"]:
+        return lr_fn, partial(_constant, value=m_max)
+    return lr_fn, partial(torch_one_cycle, start=m_max, peak=float(cfg["momentum_min"]), end=m_max, **common)
+
+
+POLICIES = ("one_cycle", "fastai_one_cycle", "torch_one_cycle", "triangular", "triangular2", "exp_range", "inv",
+            "multistep", "step", "exp", "constant")
 
 
 def build_schedule(cfg: Mapping[str, Any], iterations_per_epoch: float) -> Schedule:
@@ -122,6 +190,7 @@ def build_schedule(cfg: Mapping[str, Any], iterations_per_epoch: float) -> Sched
     total = iters("length")
     stepsize = iters("stepsize") if cfg.get("stepsize") is not None else None
     lr_fn: LrFn
+    momentum_fn: LrFn | None = None
     if policy == "one_cycle":
         lr_fn = partial(one_cycle_lr, min_lr=float(cfg["min_lr"]), max_lr=float(cfg["max_lr"]),
                         stepsize=stepsize, tail_div=float(cfg["tail_div"]))
@@ -136,12 +205,25 @@ def build_schedule(cfg: Mapping[str, Any], iterations_per_epoch: float) -> Sched
         lr_fn = partial(multistep_lr, base_lr=float(cfg["base_lr"]), gamma=float(cfg["gamma"]), steps=steps)
     elif policy == "step":
         lr_fn = partial(step_lr, base_lr=float(cfg["base_lr"]), gamma=float(cfg["gamma"]), stepsize=stepsize)
+    elif policy == "exp":
+        lr_fn = partial(exp_lr, base_lr=float(cfg["base_lr"]), gamma=float(cfg["gamma"]))
+    elif policy == "fastai_one_cycle":
+        lr_max = float(cfg["max_lr"])
+        lr_fn = partial(fastai_combined_cos, total=total, pct_start=float(cfg["pct_start"]),
+                        start=lr_max / float(cfg["div"]), middle=lr_max, end=lr_max / float(cfg["div_final"]))
+        m_max, m_min = float(cfg["momentum"]), float(cfg["momentum_min"])
+        momentum_fn = partial(fastai_combined_cos, total=total, pct_start=float(cfg["pct_start"]),
+                              start=m_max, middle=m_min, end=m_max)
+    elif policy == "torch_one_cycle":
+        lr_fn, momentum_fn = _torch_one_cycle_fns(cfg, total)
     elif policy == "constant":
         lr_fn = partial(_constant, value=float(cfg["base_lr"]))
     else:
         raise ValueError(f"schedule.policy={policy!r} is unknown: use one of {', '.join(POLICIES)}")
-    period = iters("momentum_period") if cfg.get("momentum_period") is not None else stepsize
-    return Schedule(policy, total, lr_fn, _momentum_fn(cfg, period))
+    if momentum_fn is None:
+        period = iters("momentum_period") if cfg.get("momentum_period") is not None else stepsize
+        momentum_fn = _momentum_fn(cfg, period)
+    return Schedule(policy, total, lr_fn, momentum_fn)
 
 
 def main(argv: list[str] | None = None) -> None:

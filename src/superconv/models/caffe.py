@@ -1,0 +1,29 @@
+"""Caffe conventions the authors' nets rely on, as PyTorch helpers."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def bn_momentum_from_maf(moving_average_fraction: float) -> float:
+    """PyTorch BatchNorm ``momentum`` for a Caffe ``moving_average_fraction`` (MAF).
+
+    Caffe keeps MAF of the old running statistics each iteration; PyTorch's momentum is the share given
+    to the new batch, so MAF 0.95 -> 0.05 and MAF 0.999 -> 0.001. (Caffe also divides its accumulators
+    by a running normaliser, which only changes the first few iterations' statistics.)
+    """
+    if not 0.0 <= moving_average_fraction < 1.0:
+        raise ValueError(f"moving_average_fraction={moving_average_fraction!r} must be in [0, 1)")
+    return 1.0 - moving_average_fraction
+
+
+def caffe_msra_(module: nn.Module) -> None:
+    """Caffe's ``msra`` filler on every conv: normal(0, sqrt(2/fan_in)), zero bias; BN at gamma 1, beta 0."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.ones_(layer.weight)
+            nn.init.zeros_(layer.bias)
