@@ -240,6 +240,8 @@ CHECKS: dict[str, Callable[[dict[str, Any], RunSet, Reference, pd.DataFrame], li
 
 def study_claims(ref: Reference, runs: RunSet, policy: str, baseline: str) -> list[dict[str, Any]]:
     """The generic claims for the study's pair, unless a paper claim of that type already covers it."""
+    if policy == baseline:
+        return []
     experiments = set(runs.summaries["experiment"].dropna())
     covered = {c["type"] for c in ref.claims if c.get("experiment") in experiments
                and c.get("policy") == policy and c.get("baseline") == baseline}

@@ -44,17 +44,19 @@ class Difference:
 
 def difference(m1: float, s1: float, n1: int, m2: float, s2: float | None = None,
                n2: int | None = None) -> Difference:
-    """Welch's test of two means from their stats; side 2 without std/n is a fixed number (one-sample t)."""
+    """Welch's test of two means from their stats; side 2 without std/n is a fixed number (one-sample t).
+
+    Side 1 is ours and needs n >= 2; side 2 may be a published mean ± std over its n runs.
+    """
     diff = m1 - m2
-    fixed = s2 is None or n2 is None or n2 < 2
-    if n1 < 2 and fixed:
+    if n1 < 2:  # one run of ours carries no estimate of its own spread
         return Difference(diff, (math.nan, math.nan), math.nan, math.nan)
-    v1 = s1**2 / n1 if n1 >= 2 else 0.0
-    v2 = 0.0 if fixed else s2**2 / n2
+    fixed = s2 is None or n2 is None or n2 < 2
+    v1, v2 = s1**2 / n1, 0.0 if fixed else s2**2 / n2
     se = math.sqrt(v1 + v2)
     if se == 0.0:
         return Difference(diff, (diff, diff), 1.0 if diff == 0 else 0.0, math.inf)
-    terms = (v1**2 / (n1 - 1) if n1 >= 2 else 0.0) + (0.0 if fixed else v2**2 / (n2 - 1))
+    terms = v1**2 / (n1 - 1) + (0.0 if fixed else v2**2 / (n2 - 1))
     df = (v1 + v2) ** 2 / terms
     half = float(stats.t.ppf(0.975, df)) * se
     p = float(2 * stats.t.sf(abs(diff) / se, df))
