@@ -163,6 +163,7 @@ def report_metrics(table: pd.DataFrame, speed: pd.DataFrame, found: list[Verdict
     reached = speed[speed["run"] == policy]["ratio"]
     metrics["speedup_iterations_ratio"] = (
         float(reached.mean()) if len(reached) and reached.notna().all() else None)
+    metrics = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
     counts = Counter(v.verdict for v in found)
     metrics.update({f"claims_{v.replace(' ', '_')}": counts.get(v, 0) for v in VERDICTS})
     return metrics
