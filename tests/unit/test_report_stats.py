@@ -6,8 +6,9 @@ import math
 
 import pandas as pd
 import pytest
+from scipy import stats
 
-from superconv.report.stats import iterations_to_target, summarize, welch_p
+from superconv.report.stats import difference, iterations_to_target, summarize, welch_p
 
 
 def test_summary_mean_std_and_t_interval() -> None:
@@ -31,3 +32,21 @@ def test_iterations_to_target_counts_updates() -> None:
     evals = pd.DataFrame({"iteration": [9, 19, 29], "test_acc": [90.0, 98.9, 99.1]})
     assert iterations_to_target(evals, 99.0) == 30
     assert iterations_to_target(evals, 99.5) is None
+
+
+def test_difference_is_welch_with_satterthwaite_df() -> None:
+    d = difference(99.2, 0.1, 3, 99.0, 0.1, 3)
+    se = math.sqrt(0.01 / 3 + 0.01 / 3)
+    df = (2 * 0.01 / 3) ** 2 / (2 * (0.01 / 3) ** 2 / 2)  # = 4
+    assert d.df == pytest.approx(df) and df == pytest.approx(4.0)
+    half = 2.7764451051977987 * se  # t(0.975, 4)
+    assert d.diff == pytest.approx(0.2) and d.ci95 == (pytest.approx(0.2 - half), pytest.approx(0.2 + half))
+    assert d.p == pytest.approx(2 * stats.t.sf(0.2 / se, 4))
+
+
+def test_difference_against_a_single_number_is_one_sample_t() -> None:
+    d = difference(99.2, 0.1, 3, 99.25)
+    assert d.df == pytest.approx(2)
+    assert d.p == pytest.approx(stats.ttest_1samp([99.1, 99.2, 99.3], 99.25).pvalue)
+    one = difference(99.2, 0.0, 1, 99.25)
+    assert math.isnan(one.p) and one.diff == pytest.approx(-0.05)

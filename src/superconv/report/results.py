@@ -1,25 +1,93 @@
-"""Reading stage outputs (summary.json, metrics.csv, curve.csv) into pandas frames for the report."""
+"""Reading run results (stage dirs, sweep dirs, or records rebuilt from MLflow) into the frames the report uses."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+# summary.json keys the report reads, with the value assumed when a run (an older one, or MLflow) lacks them.
+SUMMARY_DEFAULTS: dict[str, Any] = {
+    "experiment": None, "policy": None, "train_size": None, "final_test_acc": None, "best_test_acc": None,
+    "iterations": 0, "epochs": 0.0, "wall_s": float("nan"), "images_per_s": float("nan"), "diverged": False,
+    "divergence_reason": None, "dataset_source": "", "tracking_run_id": None, "dir": "",
+}
 
-def load_train_runs(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(summaries: one row per run dir, metrics: every metrics.csv row tagged with run and seed)."""
+
+@dataclass(frozen=True)
+class RunSet:
+    """summaries: one row per run (run, seed, summary keys); metrics: every metrics.csv row tagged run/seed."""
+
+    summaries: pd.DataFrame
+    metrics: pd.DataFrame
+
+    @property
+    def evals(self) -> pd.DataFrame:
+        """The evaluated rows (test accuracy present)."""
+        return self.metrics.dropna(subset=["test_acc"])
+
+
+def lookup(summary: Mapping[str, Any], key: str) -> Any:
+    """A dotted key in a summary: nested dicts (summary.json `schedule`) or flat MLflow `params`."""
+    value: Any = summary
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return summary.get("params", {}).get(key)
+        value = value[part]
+    return value
+
+
+def run_label(summary: Mapping[str, Any], label_keys: Iterable[str]) -> str:
+    """The run name, extended with the values of ``label_keys`` (how a sweep's points tell apart).
+
+    A limited-data run (summary.json `train_size`) always carries its size: the same policy at several sizes
+    is several runs.
+    """
+    parts = [f"{key.rsplit('.', 1)[-1]}={lookup(summary, key)}" for key in label_keys]
+    if summary.get("train_size") and "train_size" not in label_keys:
+        parts.append(f"train_size={summary['train_size']}")
+    return summary["run"] + (f" [{', '.join(parts)}]" if parts else "")
+
+
+def build_runset(records: list[tuple[dict[str, Any], pd.DataFrame]], label_keys: Iterable[str] = ()) -> RunSet:
+    """Frames from (summary, metrics) pairs; ``label_keys`` relabel runs, the original name stays in base_run."""
+    if not records:
+        raise FileNotFoundError("no training results found: run the train stages (or check the selection) first")
+    label_keys = list(label_keys)
     summaries, metrics = [], []
-    for summary_path in sorted(Path(results, "train").glob("*/summary.json")):
-        summary = json.loads(summary_path.read_text())
-        summary["dir"] = summary_path.parent.name
-        summaries.append(summary)
-        frame = pd.read_csv(summary_path.parent / "metrics.csv")
-        metrics.append(frame.assign(run=summary["run"], seed=summary["seed"]))
-    if not summaries:
-        raise FileNotFoundError(f"no training results under {Path(results, 'train')}: run the train stages first")
-    return pd.DataFrame(summaries), pd.concat(metrics, ignore_index=True)
+    for summary, frame in records:
+        row = {**SUMMARY_DEFAULTS, **summary, "base_run": summary["run"], "run": run_label(summary, label_keys)}
+        row["diverged"] = bool(row["diverged"])
+        summaries.append({k: v for k, v in row.items() if not isinstance(v, Mapping)})
+        metrics.append(frame.assign(run=row["run"], seed=row["seed"]))
+    table = pd.DataFrame(summaries)
+    if table.duplicated(["run", "seed"]).any():
+        dup = table[table.duplicated(["run", "seed"], keep=False)][["run", "seed", "dir"]].to_dict("records")
+        raise ValueError(f"several results for the same run and seed: {dup}; pass label keys that tell them apart")
+    return RunSet(table, pd.concat(metrics, ignore_index=True))
+
+
+def read_run_dir(directory: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One run directory's summary.json and metrics.csv."""
+    summary = json.loads(Path(directory, "summary.json").read_text())
+    summary["dir"] = str(directory)
+    return summary, pd.read_csv(Path(directory, "metrics.csv"))
+
+
+def load_run_dirs(directories: Iterable[Path], label_keys: Iterable[str] = ()) -> RunSet:
+    """Runs from directories holding summary.json + metrics.csv (DVC stage outs, Hydra sweep points)."""
+    found = sorted({Path(d) for d in directories if Path(d, "summary.json").is_file()
+                    and Path(d, "metrics.csv").is_file()})
+    return build_runset([read_run_dir(d) for d in found], label_keys)
+
+
+def load_train_runs(results: Path) -> RunSet:
+    """The DVC study's runs: results/train/<run>-<seed>/."""
+    return load_run_dirs(Path(results, "train").glob("*"))
 
 
 def load_range_test(directory: Path) -> tuple[pd.DataFrame, dict] | None:

@@ -32,18 +32,43 @@ def summarize(values: list[float] | np.ndarray) -> Summary:
     return Summary(n, mean, std, ci)
 
 
+@dataclass(frozen=True)
+class Difference:
+    """mean_a - mean_b with its Welch 95% CI and two-sided p; nan CI/p when the data cannot carry a test."""
+
+    diff: float
+    ci95: tuple[float, float]
+    p: float
+    df: float
+
+
+def difference(m1: float, s1: float, n1: int, m2: float, s2: float | None = None,
+               n2: int | None = None) -> Difference:
+    """Welch's test of two means from their stats; side 2 without std/n is a fixed number (one-sample t).
+
+    Side 1 is ours and needs n >= 2; side 2 may be a published mean ± std over its n runs.
+    """
+    diff = m1 - m2
+    if n1 < 2:  # one run of ours carries no estimate of its own spread
+        return Difference(diff, (math.nan, math.nan), math.nan, math.nan)
+    fixed = s2 is None or n2 is None or n2 < 2
+    v1, v2 = s1**2 / n1, 0.0 if fixed else s2**2 / n2
+    se = math.sqrt(v1 + v2)
+    if se == 0.0:
+        return Difference(diff, (diff, diff), 1.0 if diff == 0 else 0.0, math.inf)
+    terms = v1**2 / (n1 - 1) + (0.0 if fixed else v2**2 / (n2 - 1))
+    df = (v1 + v2) ** 2 / terms
+    half = float(stats.t.ppf(0.975, df)) * se
+    p = float(2 * stats.t.sf(abs(diff) / se, df))
+    return Difference(diff, (diff - half, diff + half), p, df)
+
+
 def welch_p(a: list[float], b: list[float]) -> float | None:
     """Two-sided Welch t-test p-value, or None when either side has fewer than 2 values."""
     if len(a) < 2 or len(b) < 2:
         return None
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def welch_p_from_stats(m1: float, s1: float, n1: int, m2: float, s2: float, n2: int) -> float | None:
-    """Welch's test against a published mean ± std (n runs)."""
-    if n1 < 2 or n2 < 2:
-        return None
-    return float(stats.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False).pvalue)
+    sa, sb = summarize(a), summarize(b)
+    return difference(sa.mean, sa.std, sa.n, sb.mean, sb.std, sb.n).p
 
 
 def iterations_to_target(evals: pd.DataFrame, target: float) -> float | None:

@@ -1,0 +1,258 @@
+"""A computed verdict per claim of published.yaml, with the statistic it rests on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+from scipy import stats
+
+from superconv.report.reference import Reference
+from superconv.report.results import RunSet
+from superconv.report.stats import difference, summarize
+from superconv.report.tables import effective_train_size, speed_table
+
+ALPHA = 0.05
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not run")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim_id: str
+    claim: str
+    verdict: str  # one of VERDICTS
+    statistic: str  # the number the verdict rests on
+    evidence: str  # how it was computed, in words
+    published: str = ""  # the paper's own number for the same comparison
+
+    def line(self) -> str:
+        paper = f" Paper: {self.published}." if self.published else ""
+        return f"**{self.verdict.upper()}**: {self.claim}. {self.statistic}; {self.evidence}.{paper}"
+
+    def record(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _runs(runs: RunSet, claim: dict[str, Any], run: str) -> pd.DataFrame:
+    s = runs.summaries
+    if claim.get("experiment"):
+        s = s[s["experiment"] == claim["experiment"]]
+    return s[s["run"] == run]
+
+
+def _finished(frame: pd.DataFrame) -> list[float]:
+    return frame[~frame["diverged"]]["final_test_acc"].dropna().astype(float).tolist()
+
+
+def _needs(ref: Reference, claim: dict[str, Any], runs: list[str]) -> str:
+    needs = {r["needs"] for run in runs for r in ref.rows_of(claim.get("experiment"), run) if r["needs"]}
+    return "; ".join(sorted(needs)) or "runs named " + " and ".join(runs)
+
+
+def _not_run(ref: Reference, claim: dict[str, Any], missing: list[str]) -> Verdict:
+    where = f" of {claim['experiment']}" if claim.get("experiment") else ""
+    return Verdict(claim["id"], claim["text"], "not run", f"no runs of {', '.join(missing)}{where}",
+                   f"needs: {_needs(ref, claim, missing)}", _published_pair(ref, claim))
+
+
+def _published_pair(ref: Reference, claim: dict[str, Any]) -> str:
+    """The paper's numbers for a policy-vs-baseline claim, from the rows (never typed into the claim)."""
+    if not claim.get("experiment") or "policy" not in claim:
+        return ""
+    pol = ref.rows_of(claim["experiment"], claim["policy"])
+    base = ref.rows_of(claim["experiment"], claim["baseline"])
+    pol = next((r for r in pol if r["train_size"] is None), None)
+    base = next((r for r in base if r["train_size"] is None), None)
+    if not (pol and base and pol["mean"] is not None and base["mean"] is not None):
+        return ""
+    text = f"{pol['mean']:.2f} vs {base['mean']:.2f} ({pol['mean'] - base['mean']:+.2f} pp)"
+    unit = "iterations" if pol["iterations"] and base["iterations"] else "epochs"
+    if pol[unit] and base[unit]:
+        text += f" in {pol[unit]:g} vs {base[unit]:g} {unit} (ratio {pol[unit] / base[unit]:.3f})"
+    return text
+
+
+def _diverged_note(frame: pd.DataFrame) -> str:
+    k = int(frame["diverged"].sum())
+    return f"; {k} diverged seed(s) of {frame['run'].iloc[0]} excluded" if k else ""
+
+
+def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+    """Iterations to the baseline's mean final accuracy, over the baseline's budget, against max_ratio."""
+    pol, base = _runs(runs, claim, claim["policy"]), _runs(runs, claim, claim["baseline"])
+    missing = [r for r, f in ((claim["policy"], pol), (claim["baseline"], base)) if f.empty]
+    if missing:
+        return [_not_run(ref, claim, missing)]
+    published = _published_pair(ref, claim)
+    if not _finished(base):
+        return [Verdict(claim["id"], claim["text"], "inconclusive", "no target",
+                        f"every seed of {claim['baseline']} diverged", published)]
+    speed = speed_table(runs, claim["policy"], claim["baseline"], claim.get("experiment"))
+    mine = speed[speed["run"] == claim["policy"]]
+    target, budget = speed["target_acc"].iloc[0], int(speed["baseline_iterations"].iloc[0])
+    missed = mine[mine["iterations_to_target"].isna()]
+    if len(missed):
+        diverged = int(missed["diverged"].sum())
+        return [Verdict(claim["id"], claim["text"], "not reproduced",
+                        f"{len(missed)} of {len(mine)} seeds never reached {target:.2f}%",
+                        f"target = {claim['baseline']}'s mean final accuracy; {diverged} of the misses diverged",
+                        published)]
+    ratio = float(mine["iterations_to_target"].mean()) / budget
+    verdict = "reproduced" if ratio <= claim["max_ratio"] else "not reproduced"
+    return [Verdict(claim["id"], claim["text"], verdict,
+                    f"iterations-to-target ratio {ratio:.3f} (claim: <= {claim['max_ratio']:g})",
+                    f"{claim['policy']} reached {target:.2f}% ({claim['baseline']}'s mean final accuracy) after "
+                    f"{mine['iterations_to_target'].mean():.0f} iterations on average (seeds: "
+                    f"{', '.join(f'{x:.0f}' for x in mine['iterations_to_target'])}) vs the baseline's {budget}, "
+                    f"{1 / ratio:.1f}x fewer", published)]
+
+
+def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+    """Policy's mean final accuracy minus the baseline's, with a Welch CI and test."""
+    pol, base = _runs(runs, claim, claim["policy"]), _runs(runs, claim, claim["baseline"])
+    missing = [r for r, f in ((claim["policy"], pol), (claim["baseline"], base)) if f.empty]
+    if missing:
+        return [_not_run(ref, claim, missing)]
+    published = _published_pair(ref, claim)
+    a, b = _finished(pol), _finished(base)
+    if not a or not b:
+        side = claim["policy"] if not a else claim["baseline"]
+        verdict = "not reproduced" if not a else "inconclusive"
+        return [Verdict(claim["id"], claim["text"], verdict, f"every seed of {side} diverged", "no final accuracy",
+                        published)]
+    sa, sb = summarize(a), summarize(b)
+    d = difference(sa.mean, sa.std, sa.n, sb.mean, sb.std, sb.n)
+    notes = _diverged_note(pol) + _diverged_note(base)
+    means = f"{sa.mean:.2f} ± {sa.std:.2f} (n={sa.n}) vs {sb.mean:.2f} ± {sb.std:.2f} (n={sb.n}){notes}"
+    if math.isnan(d.p) or sa.n < 2 or sb.n < 2:
+        verdict = "reproduced" if d.diff >= 0 else "inconclusive"
+        return [Verdict(claim["id"], claim["text"], verdict, f"difference {d.diff:+.3f} pp",
+                        f"{means}; too few seeds for a test", published)]
+    if d.diff >= 0:
+        verdict = "reproduced"
+    elif d.p < ALPHA:
+        verdict = "not reproduced"
+    else:
+        verdict = "inconclusive"
+    return [Verdict(claim["id"], claim["text"], verdict,
+                    f"difference {d.diff:+.3f} pp, 95% CI [{d.ci95[0]:+.3f}, {d.ci95[1]:+.3f}], Welch p = {d.p:.3g}",
+                    means, published)]
+
+
+def matches_published(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+    """Each row: no significant difference from the published value and a CI inside ±tolerance_pp."""
+    out, tol = [], claim["tolerance_pp"]
+    for key in claim["rows"]:
+        row = ref.row(key)
+        text = f"{claim['text']} ({row['run']}, {row['dataset']} {row['model']})"
+        ours = table[(table["key"] == key) & (table["status"] != "not run")]
+        if ours.empty:
+            out.append(Verdict(claim["id"], text, "not run", f"no run of {key}", f"needs: {row['needs']}",
+                               _row_value(row)))
+            continue
+        for r in ours.to_dict("records"):
+            out.append(_match_verdict(claim["id"], text if len(ours) == 1 else f"{text} [{r['run']}]", r, row, tol))
+    return out
+
+
+def _row_value(row: dict[str, Any]) -> str:
+    parts = []
+    if row["mean"] is not None:
+        std = f" ± {row['std']:.2f} (n={row['n']})" if row["std"] is not None else ""
+        parts.append(f"{row['mean']:.2f}{std} [{row['verified']}]")
+    if row["authors_log"] is not None:
+        parts.append(f"authors' log {row['authors_log']:.2f}")
+    return ", ".join(parts)
+
+
+def _match_verdict(claim_id: str, text: str, r: dict[str, Any], row: dict[str, Any], tol: float) -> Verdict:
+    published = _row_value(row)
+    if r["status"] == "diverged":
+        return Verdict(claim_id, text, "not reproduced", f"all {r['diverged']} seeds diverged", "no final accuracy",
+                       published)
+    if r["compared_to"] is None:
+        return Verdict(claim_id, text, "inconclusive", "no published number", row["note"] or "row has no value",
+                       published)
+    ours = f"ours {r['ours_mean']:.2f} ± {r['ours_std']:.2f} (n={r['n']}) vs {r['compared_to']}"
+    diff = f"difference {r['difference']:+.2f} pp"
+    if r["difference_p"] is None:
+        return Verdict(claim_id, text, "inconclusive", diff, f"{ours}; one seed against one number: no test",
+                       published)
+    lo, hi = r["difference_ci_low"], r["difference_ci_high"]
+    stat = f"{diff}, 95% CI [{lo:+.2f}, {hi:+.2f}], p = {r['difference_p']:.3g}"
+    if r["difference_p"] < ALPHA:
+        verdict, why = "not reproduced", "our accuracy differs significantly from the paper's"
+    elif -tol <= lo and hi <= tol:
+        verdict, why = "reproduced", f"no significant difference and the CI lies within ±{tol:g} pp"
+    else:
+        verdict, why = "inconclusive", f"no significant difference, but the CI is wider than ±{tol:g} pp"
+    return Verdict(claim_id, text, verdict, stat, f"{ours}; {why}", published)
+
+
+def gap_grows(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+    """Regress (policy - baseline) on training-set size: the claim needs a negative slope."""
+    s = runs.summaries
+    s = s[(s["experiment"] == claim["experiment"]) & s["base_run"].isin([claim["policy"], claim["baseline"]])
+          & ~s["diverged"]].dropna(subset=["final_test_acc"])
+    published = _published_gaps(ref, claim)
+    if s.empty:
+        return [_not_run(ref, claim, [claim["policy"], claim["baseline"]])]
+    sizes = s.assign(size=[effective_train_size(ref, r) for r in s.to_dict("records")])
+    means = sizes.groupby(["size", "base_run"])["final_test_acc"].mean().unstack()
+    if not {claim["policy"], claim["baseline"]} <= set(means.columns):
+        return [_not_run(ref, claim, [r for r in (claim["policy"], claim["baseline"]) if r not in means.columns])]
+    gaps = (means[claim["policy"]] - means[claim["baseline"]]).dropna().sort_index(ascending=False)
+    listed = ", ".join(f"{int(n)}: {g:+.2f}" for n, g in gaps.items())
+    if len(gaps) < 3:
+        return [Verdict(claim["id"], claim["text"], "inconclusive", f"gaps by size {listed or 'none'}",
+                        f"needs both runs at 3 or more training-set sizes, have {len(gaps)}", published)]
+    fit = stats.linregress(gaps.index.astype(float), gaps.to_numpy())
+    slope = fit.slope * 10_000
+    if fit.slope < 0 and fit.pvalue < ALPHA:
+        verdict = "reproduced"
+    elif fit.slope >= 0:
+        verdict = "not reproduced"
+    else:
+        verdict = "inconclusive"
+    return [Verdict(claim["id"], claim["text"], verdict,
+                    f"slope {slope:+.2f} pp per 10k images (p = {fit.pvalue:.3g})",
+                    f"gap (pp) by training-set size {listed}", published)]
+
+
+def _published_gaps(ref: Reference, claim: dict[str, Any]) -> str:
+    by_size: dict[int, dict[str, float]] = {}
+    for run in (claim["policy"], claim["baseline"]):
+        for r in ref.rows_of(claim["experiment"], run):
+            if r["mean"] is not None:
+                by_size.setdefault(ref.full_size(r), {})[run] = r["mean"]
+    gaps = {n: v[claim["policy"]] - v[claim["baseline"]] for n, v in sorted(by_size.items(), reverse=True)
+            if len(v) == 2}
+    return "gaps " + ", ".join(f"{n}: {g:+.1f}" for n, g in gaps.items()) if gaps else ""
+
+
+CHECKS: dict[str, Callable[[dict[str, Any], RunSet, Reference, pd.DataFrame], list[Verdict]]] = {
+    "speedup": speedup, "not_worse": not_worse, "matches_published": matches_published, "gap_grows": gap_grows,
+}
+
+
+def study_claims(ref: Reference, runs: RunSet, policy: str, baseline: str) -> list[dict[str, Any]]:
+    """The generic claims for the study's pair, unless a paper claim of that type already covers it."""
+    if policy == baseline:
+        return []
+    experiments = set(runs.summaries["experiment"].dropna())
+    covered = {c["type"] for c in ref.claims if c.get("experiment") in experiments
+               and c.get("policy") == policy and c.get("baseline") == baseline}
+    return [{**c, "text": c["text"].format(policy=policy, baseline=baseline), "policy": policy,
+             "baseline": baseline} for c in ref.study_claims if c["type"] not in covered]
+
+
+def evaluate(ref: Reference, runs: RunSet, table: pd.DataFrame, policy: str, baseline: str) -> list[Verdict]:
+    """Verdicts for every paper claim (not run ones included) and for the study's own pair."""
+    found = []
+    for claim in [*study_claims(ref, runs, policy, baseline), *ref.claims]:
+        found.extend(CHECKS[claim["type"]](claim, runs, ref, table))
+    return found
+

@@ -1,0 +1,84 @@
+"""build_report on fixture results: every output written, HTML self-contained, missing and diverged runs shown."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from superconv.report.build import build_report
+from tests.report_data import write_run
+from tests.unit.test_report_claims import MNIST, mnist_study
+
+FIGURES = ("accuracy_vs_iteration", "schedules", "published_comparison", "accuracy_vs_epochs")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    mnist_study(root / "results" / "train")
+    write_run(root / "results" / "train", "step", 0, [10.0], experiment=MNIST, diverged="loss nan at iteration 7")
+    out = root / "reports"
+    result = build_report(root / "results", out, "one_cycle", "inv", None)
+    return out, result
+
+
+def test_every_output_is_written(built) -> None:
+    out, _ = built
+    for name in FIGURES:
+        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
+    for name in ("accuracy", "speed", "runs", "claims", "accuracy_curves", "schedules"):
+        assert len(pd.read_csv(out / "tables" / f"{name}.csv")) > 0
+    curves = pd.read_csv(out / "tables" / "accuracy_curves.csv")
+    assert {"iteration", "run", "seed", "test_acc"} <= set(curves.columns)
+    assert len(curves) == 3 * 3 + 3 * 10 + 2 + 1  # every evaluation of every seed, diverged ones included
+
+
+def test_metrics_keep_the_dvc_keys(built) -> None:
+    out, result = built
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == result["metrics"]
+    assert metrics["one_cycle_final_test_acc_mean"] == pytest.approx(99.2)
+    assert metrics["inv_final_test_acc_std"] == pytest.approx(0.1)
+    assert metrics["speedup_iterations_ratio"] == pytest.approx(0.2)
+    assert metrics["inv_diverged"] == 1 and metrics["step_diverged"] == 1 and metrics["claims_reproduced"] >= 2
+
+
+def test_report_lists_verdicts_diverged_and_not_run_rows(built) -> None:
+    out, result = built
+    text = (out / "report.md").read_text()
+    assert text.startswith("# superconv report: MNIST / LeNet — one_cycle vs inv")
+    assert "## Verdicts" in text and "**REPRODUCED**: 1cycle reaches the Caffe inv baseline" in text
+    assert "| inv | MNIST / LeNet | Caffe inv" in text and "3 (+1 diverged)" in text
+    assert "**diverged**: loss nan at iteration 7" in text  # the diverged seeds are listed, not dropped
+    assert "| step | MNIST / LeNet |" in text and "| **diverged** |" in text
+    assert re.search(r"\| paper_cifar10_resnet56/clr \|.*\| not run \| CIFAR-10 and a GPU", text)
+    assert "**NOT RUN**: super-convergence" in text
+    assert all("NOT RUN" not in line for line in result["verdicts"])
+
+
+def test_html_is_self_contained_with_every_figure(built) -> None:
+    out, _ = built
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(list((out / "figures").glob("*.png")))
+    assert re.findall(r'src="(?!data:)', page) == []
+    assert "http" not in page and "<link" not in page and "<script" not in page
+    assert "<table>" in page and "figures/" not in page
+
+
+def test_limited_data_figure_only_with_train_size(tmp_path) -> None:
+    exp = "paper_cifar10_resnet56"
+    for size, gain in ((None, 1.0), (40000, 2.0), (30000, 3.0), (20000, 4.0), (10000, 9.0)):
+        extra = {"train_size": size} if size else {}
+        for seed in (0, 1):
+            write_run(tmp_path / "results" / "train", "clr", seed, [80.0 + gain + seed / 10], experiment=exp, **extra)
+            write_run(tmp_path / "results" / "train", "pc", seed, [80.0 + seed / 10], experiment=exp, **extra)
+    out = tmp_path / "reports"
+    build_report(tmp_path / "results", out, "clr", "pc", None)
+    assert (out / "figures" / "accuracy_vs_train_size.png").stat().st_size > 10_000
+    text = (out / "report.md").read_text()
+    assert "Table 1 analogue" in text and "**REPRODUCED**: the CLR gain over PC grows" in text
+    limited = pd.read_csv(out / "tables" / "limited_data.csv")
+    assert sorted(set(limited["train_size"])) == [10000, 20000, 30000, 40000, 50000]

@@ -1,0 +1,139 @@
+"""Claim verdicts and the accuracy table against hand computation, on fixture runs with known values."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from superconv.report.claims import evaluate, gap_grows, matches_published, not_worse, speedup
+from superconv.report.reference import load_reference
+from superconv.report.results import load_run_dirs
+from superconv.report.tables import accuracy_table
+from tests.report_data import write_run
+
+MNIST = "paper_mnist_lenet"
+INV = [90.0, 95.0, 97.0, 98.0, 98.5, 98.6, 98.7, 98.8, 98.85]  # + the final value: 10 evals, 100 iterations
+
+
+def mnist_study(root: Path) -> list[Path]:
+    """one_cycle finals 99.2/99.1/99.3 reaching 99.0 after 20/30/10 updates; inv finals 99.0/98.9/99.1 + a diverged."""
+    return [write_run(root, "one_cycle", 0, [97.0, 99.05, 99.2], experiment=MNIST),
+            write_run(root, "one_cycle", 1, [97.0, 98.0, 99.1], experiment=MNIST),
+            write_run(root, "one_cycle", 2, [99.1, 99.2, 99.3], experiment=MNIST),
+            write_run(root, "inv", 0, [*INV, 99.0], experiment=MNIST),
+            write_run(root, "inv", 1, [*INV, 98.9], experiment=MNIST),
+            write_run(root, "inv", 2, [*INV, 99.1], experiment=MNIST),
+            write_run(root, "inv", 3, [90.0, 50.0], experiment=MNIST, diverged="loss nan at iteration 19")]
+
+
+@pytest.fixture
+def study(tmp_path):
+    ref = load_reference()
+    runs = load_run_dirs(mnist_study(tmp_path))
+    return ref, runs, accuracy_table(runs, ref)
+
+
+def claim(ref, cid):
+    return next(c for c in ref.claims if c["id"] == cid)
+
+
+def test_accuracy_table_mean_std_ci_and_published_difference(study) -> None:
+    ref, runs, table = study
+    one = table[table["key"] == "paper_mnist_lenet/one_cycle"].iloc[0]
+    assert one["n"] == 3 and one["ours_mean"] == pytest.approx(99.2) and one["ours_std"] == pytest.approx(0.1)
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)
+    assert one["ci95_low"] == pytest.approx(99.2 - half) and one["ci95_high"] == pytest.approx(99.2 + half)
+    assert one["published_mean"] == 99.25 and one["difference"] == pytest.approx(-0.05)
+    assert one["difference_p"] == pytest.approx(stats.ttest_ind_from_stats(99.2, 0.1, 3, 99.25, 0.03, 4,
+                                                                           equal_var=False).pvalue)
+    inv = table[table["key"] == "paper_mnist_lenet/inv"].iloc[0]
+    assert inv["n"] == 3 and inv["diverged"] == 1 and inv["ours_mean"] == pytest.approx(99.0)
+    not_run = table[table["status"] == "not run"]
+    assert "paper_mnist_lenet/step" in set(not_run["key"])
+    assert "paper_cifar10_resnet56/clr" in set(not_run["key"])
+    assert len(table) == len(ref.rows)  # every published row appears: the two run ones and the rest as not run
+
+
+def test_speedup_ratio_is_mean_iterations_over_the_baseline_budget(study) -> None:
+    ref, runs, table = study
+    [v] = speedup(claim(ref, "mnist_speed"), runs, ref, table)
+    # target = mean(99.0, 98.9, 99.1) = 99.0; one_cycle reaches it after 20, 30, 10 updates; inv ran 100
+    assert v.verdict == "reproduced" and "ratio 0.200" in v.statistic and "20, 30, 10" in v.evidence
+    assert "ratio 0.141" in v.published  # 12 vs 85 epochs, computed from the rows
+    strict = {**claim(ref, "mnist_speed"), "max_ratio": 0.15}
+    assert speedup(strict, runs, ref, table)[0].verdict == "not reproduced"
+
+
+def test_not_worse_uses_welch_difference(study) -> None:
+    ref, runs, table = study
+    [v] = not_worse(claim(ref, "mnist_not_worse"), runs, ref, table)
+    se = math.sqrt(0.01 / 3 + 0.01 / 3)
+    p = 2 * stats.t.sf(0.2 / se, 4)
+    assert v.verdict == "reproduced"
+    assert f"p = {p:.3g}" in v.statistic and "+0.200 pp" in v.statistic
+    assert "1 diverged seed(s) of inv excluded" in v.evidence
+
+
+def test_matches_published_reproduced_not_reproduced_inconclusive(tmp_path) -> None:
+    ref = load_reference()
+    write_run(tmp_path, "one_cycle", 0, [99.25], experiment=MNIST)
+    write_run(tmp_path, "one_cycle", 1, [99.26], experiment=MNIST)
+    write_run(tmp_path, "one_cycle", 2, [99.24], experiment=MNIST)
+    write_run(tmp_path, "inv", 0, [98.0], experiment=MNIST)
+    write_run(tmp_path, "inv", 1, [98.1], experiment=MNIST)
+    write_run(tmp_path, "inv", 2, [97.9], experiment=MNIST)
+    runs = load_run_dirs(tmp_path.iterdir())
+    found = {v.claim.split("(")[-1].split(",")[0]: v for v in matches_published(
+        claim(ref, "mnist_matches"), runs, ref, accuracy_table(runs, ref))}
+    assert found["one_cycle"].verdict == "reproduced"  # CI of 0.00 ± ~0.05 inside ±0.1
+    assert found["inv"].verdict == "not reproduced" and "-1.03 pp" in found["inv"].statistic
+    assert found["step"].verdict == "not run" and "params.yaml" in found["step"].evidence
+
+
+def test_one_seed_against_one_number_is_inconclusive(tmp_path) -> None:
+    ref = load_reference()
+    write_run(tmp_path, "one_cycle", 0, [99.0], experiment=MNIST)
+    runs = load_run_dirs(tmp_path.iterdir())
+    v = matches_published(claim(ref, "mnist_matches"), runs, ref, accuracy_table(runs, ref))[0]
+    assert v.verdict == "inconclusive" and "difference -0.25 pp" in v.statistic
+
+
+def test_missing_baseline_makes_the_claims_not_run(tmp_path) -> None:
+    ref = load_reference()
+    write_run(tmp_path, "one_cycle", 0, [99.0], experiment=MNIST)
+    runs = load_run_dirs(tmp_path.iterdir())
+    found = evaluate(ref, runs, accuracy_table(runs, ref), "one_cycle", "inv")
+    speed = next(v for v in found if v.claim_id == "mnist_speed")
+    assert speed.verdict == "not run" and "no runs of inv" in speed.statistic
+    assert {v.verdict for v in found if v.claim_id.startswith("sc_")} == {"not run"}
+
+
+def test_all_seeds_diverged_is_not_reproduced(tmp_path) -> None:
+    ref = load_reference()
+    write_run(tmp_path, "one_cycle", 0, [50.0], experiment=MNIST, diverged="loss inf")
+    write_run(tmp_path, "inv", 0, [99.0], experiment=MNIST)
+    runs = load_run_dirs(tmp_path.iterdir())
+    table = accuracy_table(runs, ref)
+    assert table[table["key"] == "paper_mnist_lenet/one_cycle"]["status"].item() == "diverged"
+    assert not_worse(claim(ref, "mnist_not_worse"), runs, ref, table)[0].verdict == "not reproduced"
+    speed = speedup(claim(ref, "mnist_speed"), runs, ref, table)[0]
+    assert speed.verdict == "not reproduced" and "1 of the misses diverged" in speed.evidence
+
+
+def test_gap_grows_regresses_the_gain_on_training_set_size(tmp_path) -> None:
+    ref = load_reference()
+    exp = "paper_cifar10_resnet56"
+    gains = {None: 1.0, 40000: 2.0, 30000: 3.0, 20000: 4.0, 10000: 9.0}
+    for size, gain in gains.items():
+        extra = {"train_size": size} if size else {}
+        write_run(tmp_path, "clr", 0, [80.0 + gain], experiment=exp, **extra)
+        write_run(tmp_path, "pc", 0, [80.0], experiment=exp, **extra)
+    runs = load_run_dirs(tmp_path.iterdir())
+    [v] = gap_grows(claim(ref, "limited_gap"), runs, ref, accuracy_table(runs, ref))
+    fit = stats.linregress([50000, 40000, 30000, 20000, 10000], [1.0, 2.0, 3.0, 4.0, 9.0])
+    assert v.verdict == "reproduced"
+    assert f"{fit.slope * 10000:+.2f} pp per 10k" in v.statistic and "10000: +9.00" in v.evidence
+    assert "10000: +9.2" in v.published  # 80.6 - 71.4 from the rows
