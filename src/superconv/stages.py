@@ -87,6 +87,9 @@ def apply_lr_from(cfg: DictConfig) -> str:
     schedule = cfg.schedule
     if "max_lr" not in schedule:
         raise C.ConfigError(f"lr_from needs a schedule with min_lr/max_lr; schedule.policy={schedule.policy!r}.")
+    for key, ours in (("dataset", cfg.dataset.name), ("model", cfg.model._target_)):
+        if found.get(key, ours) != ours:
+            log.warning("lr_from=%s was measured with %s=%s, but this run uses %s", path, key, found[key], ours)
     with open_dict(cfg):
         schedule.max_lr = float(found["max_lr"])
         schedule.min_lr = float(found["min_lr"])

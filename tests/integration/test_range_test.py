@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from superconv.config import compose_stage_config
+from superconv.config import ConfigError, compose_stage_config, validate_range_test
 from superconv.data.loader import DeviceData
 from superconv.data.prepared import load_prepared
 from superconv.models.lenet import LeNet
@@ -59,6 +60,31 @@ def test_divergence_found_near_two_over_lambda_on_least_squares(protocol, start,
     found = {k: v for k, v in rules.items() if v is not None}
     assert set(found) == {"valley", "steepest", "min_loss_div10"}  # no evaluation, so no accuracy_peak
     assert all(0 < v < critical for v in found.values()), (found, critical)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["range_test=exponential", "range_test.start_lr=0.0"], "> 0 for exponential"),
+    (["range_test.rule=median"], "range_test.rule='median' is unknown; allowed: accuracy_peak, valley"),
+    (["range_test.eval_every=null"], "accuracy_peak needs held-out evaluations"),
+    (["range_test.stop_factor=0.5"], "range_test.stop_factor=0.5 must be null or > 1"),
+    (["range_test.min_lr_divisor=0.5"], "range_test.min_lr_divisor=0.5 must be >= 1"),
+    (["range_test.smooth_beta=1.0"], "range_test.smooth_beta=1.0 must be in [0, 1)"),
+    (["range_test.iterations=1"], "range_test.iterations=1 must be an integer >= 2"),
+])
+def test_validation_names_the_bad_key(overrides, message) -> None:
+    cfg = compose_stage_config("range_test", [*TINY, *overrides])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_range_test(cfg)
+
+
+def test_presets_give_each_protocol_its_own_range() -> None:
+    for protocol, start, end in (("linear", 0.0, 0.5), ("exponential", 1e-4, 10.0)):
+        rt = compose_stage_config("range_test", [*TINY, f"range_test={protocol}"]).range_test
+        assert (rt.protocol, rt.start_lr, rt.end_lr, rt.iterations) == (protocol, start, end, 60)
+    paper = compose_stage_config("range_test", ["experiment=paper_mnist_lenet"]).range_test
+    assert (paper.protocol, paper.start_lr, paper.end_lr, paper.iterations, paper.rule) == (
+        "linear", 0.0, 0.5, 1000, "accuracy_peak")
+    assert paper.stop_factor is None
 
 
 @pytest.fixture(scope="module")

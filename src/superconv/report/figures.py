@@ -43,8 +43,8 @@ def range_test_figure(curve: pd.DataFrame, found: dict[str, Any]) -> plt.Figure:
     """Range test: held-out accuracy and training loss against LR, each rule's suggestion and divergence marked.
 
     The LR axis is logarithmic for the exponential protocol (lr=0 points dropped) and linear for the
-    linear one. The loss axis is scaled to the points before divergence, so the blow-up does not
-    flatten the part of the curve the rules read.
+    linear one. The loss axis is scaled to the smoothed loss before divergence, so the blow-up (and raw
+    spikes) do not flatten the part of the curve the rules read.
     """
     log_x = found["protocol"] == "exponential"
     curve = curve[curve["lr"] > 0] if log_x else curve
@@ -61,9 +61,9 @@ def range_test_figure(curve: pd.DataFrame, found: dict[str, Any]) -> plt.Figure:
     ax_loss.set_ylabel("training loss")
     diverged = found.get("diverged_lr")
     stable = curve[curve["lr"] < diverged] if diverged is not None else curve
-    finite = stable["train_loss"].replace([float("inf"), float("-inf")], float("nan")).dropna()
+    finite = stable["smoothed_loss"].replace([float("inf"), float("-inf")], float("nan")).dropna()
     if not finite.empty:
-        ax_loss.set_ylim(0, max(float(finite.max()) * 1.1, 1e-3))
+        ax_loss.set_ylim(0, max(float(finite.max()) * 1.6, 1e-3))
     colors = dict(zip(found["rules"], sns.color_palette("dark", len(found["rules"])), strict=True))
     for rule, lr in found["rules"].items():
         if lr is None:
