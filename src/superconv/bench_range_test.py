@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from superconv.config import compose_stage_config
 from superconv.data.loader import DeviceData
@@ -71,6 +71,19 @@ def _range_its(cfg: DictConfig, data: DeviceData, test: DeviceData, evaluated: b
     return len(result.rows) / (time.perf_counter() - start)
 
 
+def loop_overhead_us(iterations: int = 20_000) -> float:
+    """Per-iteration cost of the range-test loop itself (ramp, smoothing, records, stop check), step excluded."""
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
+    rt = OmegaConf.create({"protocol": "linear", "start_lr": 0.0, "end_lr": 0.1, "iterations": iterations,
+                           "eval_every": None, "momentum": 0.9, "smooth_beta": 0.98, "stop_factor": None,
+                           "diverge_factor": 4.0})
+    loss = torch.tensor(1.0)
+    start = time.perf_counter()
+    run_range_test(rt, model, optimizer, lambda it: loss, None, Tracker(), progress=False)
+    return (time.perf_counter() - start) / iterations * 1e6
+
+
 def bench(iterations: int, batch: int, threads: int, repeats: int, eval_every: int, eval_size: int,
           data_dir: Path | None) -> dict[str, Any]:
     """Median iterations/s of each variant over interleaved repeats, and the ratios to plain training."""
@@ -96,7 +109,8 @@ def bench(iterations: int, batch: int, threads: int, repeats: int, eval_every: i
     return {"iterations": iterations, "total_batch": batch, "threads": threads, "repeats": repeats,
             "eval_every": eval_every, "eval_size": min(eval_size, len(test)), "data": source,
             "model": cfg.model._target_, "iterations_per_s": its, "samples": samples,
-            "ratio_to_train": {name: its[name] / its["train"] for name in its}}
+            "ratio_to_train": {name: its[name] / its["train"] for name in its},
+            "range_test_loop_overhead_us": loop_overhead_us()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -119,7 +133,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{args.iterations} iterations, median of {args.repeats}:")
     for name in its:
         print(f"  {name:<20} {its[name]:8.1f} it/s   x{ratio[name]:.3f} of training")
-    print(f"  (evaluation: {report['eval_size']} samples every {args.eval_every} iterations) -> {args.out}")
+    print(f"  (evaluation: {report['eval_size']} samples every {args.eval_every} iterations)")
+    print(f"  range-test loop overhead without the step: {report['range_test_loop_overhead_us']:.1f} us/iteration "
+          f"-> {args.out}")
     return report
 
 

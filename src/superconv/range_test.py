@@ -85,32 +85,34 @@ def run_range_test(rt: DictConfig, model: torch.nn.Module, optimizer: torch.opti
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
     device = next(model.parameters()).device
+    n, protocol, start, end, momentum = rt.iterations, rt.protocol, rt.start_lr, rt.end_lr, rt.momentum
+    stop_factor, diverge_factor = rt.stop_factor, rt.diverge_factor  # plain values: DictConfig reads are slow
+    every = rt.eval_every if evaluate_fn is not None else None
     ema = DebiasedEMA(rt.smooth_beta)
     rows: list[dict[str, Any]] = []
     best, diverged_at, stopped = math.inf, None, False
-    every = rt.eval_every if evaluate_fn is not None else None
     model.train()
     try:
-        for it in tqdm(range(rt.iterations), desc=f"range test ({rt.protocol})",
-                       disable=not (progress and is_rank0()), mininterval=2.0, dynamic_ncols=True):
-            lr = range_lr(it, rt.iterations, rt.start_lr, rt.end_lr, rt.protocol)
-            set_hyperparameters(optimizer, lr, rt.momentum)
+        for it in tqdm(range(n), desc=f"range test ({protocol})", disable=not (progress and is_rank0()),
+                       mininterval=2.0, dynamic_ncols=True):
+            lr = range_lr(it, n, start, end, protocol)
+            set_hyperparameters(optimizer, lr, momentum)
             loss = float(global_mean(step(it)))
             smoothed = ema.update(loss)
             row = {"iteration": it, "lr": lr, "train_loss": loss, "smoothed_loss": smoothed,
                    "test_loss": None, "test_acc": None}
             finite = math.isfinite(loss)
-            if every and finite and ((it + 1) % every == 0 or it == rt.iterations - 1):
+            if every and finite and ((it + 1) % every == 0 or it == n - 1):
                 result = evaluate_fn()
                 row.update(test_loss=result.loss, test_acc=result.accuracy)
             rows.append(row)
             tracker.log_metrics({k: row[k] for k in CURVE_COLUMNS[1:] if row[k] is None or math.isfinite(row[k])},
                                 step=it)
             best = min(best, smoothed) if finite else best
-            if diverged_at is None and (not finite or _exceeds(smoothed, best, rt.diverge_factor)):
+            if diverged_at is None and (not finite or _exceeds(smoothed, best, diverge_factor)):
                 diverged_at = it
-            if any_rank(not finite or _exceeds(smoothed, best, rt.stop_factor), device):
-                stopped = it < rt.iterations - 1
+            if any_rank(not finite or _exceeds(smoothed, best, stop_factor), device):
+                stopped = it < n - 1
                 diverged_at = it if diverged_at is None else diverged_at
                 break
     finally:
