@@ -146,24 +146,45 @@ def validate_train(cfg: DictConfig) -> None:
 
 
 def validate_range_test(cfg: DictConfig) -> None:
-    """Check a composed range-test config."""
+    """Check a composed range-test config (values resolved, protocol and rule known, LR range usable)."""
+    from superconv.range_rules import RULES
+
     validate_common(cfg)
+    require_resolvable(cfg, "range_test")
     rt = cfg.range_test
     if rt.protocol not in ("linear", "exponential"):
         raise ConfigError(f"range_test.protocol={rt.protocol!r}; allowed: linear, exponential.")
-    if rt.start_lr is None or rt.start_lr < 0 or (rt.protocol == "exponential" and rt.start_lr <= 0):
-        raise ConfigError(f"range_test.start_lr={rt.start_lr!r} must be >= 0 (> 0 for exponential).")
+    if rt.rule not in RULES:
+        raise ConfigError(f"range_test.rule={rt.rule!r} is unknown; allowed: {', '.join(RULES)}.")
+    if not isinstance(rt.start_lr, int | float) or rt.start_lr < 0 or (
+            rt.protocol == "exponential" and rt.start_lr <= 0):
+        raise ConfigError(f"range_test.start_lr={rt.start_lr!r} must be >= 0 (> 0 for exponential: "
+                          "an exponential ramp cannot start at 0).")
     _positive("range_test.end_lr", rt.end_lr)
     if rt.end_lr <= rt.start_lr:
         raise ConfigError(
             f"range_test.end_lr={rt.end_lr} must be above range_test.start_lr={rt.start_lr}."
         )
-    _positive("range_test.iterations", rt.iterations)
-    _positive("range_test.eval_every", rt.eval_every)
-    if rt.eval_every > rt.iterations:
-        raise ConfigError(
-            f"range_test.eval_every={rt.eval_every} is longer than range_test.iterations={rt.iterations}."
-        )
-    _positive("range_test.min_lr_divisor", rt.min_lr_divisor)
+    if not isinstance(rt.iterations, int) or rt.iterations < 2:
+        raise ConfigError(f"range_test.iterations={rt.iterations!r} must be an integer >= 2.")
+    if rt.eval_every is not None:
+        _positive("range_test.eval_every", rt.eval_every)
+        if rt.eval_every > rt.iterations:
+            raise ConfigError(
+                f"range_test.eval_every={rt.eval_every} is longer than range_test.iterations={rt.iterations}."
+            )
+        _positive("range_test.eval_size", rt.eval_size)
+    elif rt.rule == "accuracy_peak":
+        raise ConfigError("range_test.rule=accuracy_peak needs held-out evaluations, but range_test.eval_every "
+                          "is null: set eval_every or pick a loss rule (valley, steepest, min_loss_div10).")
+    if not isinstance(rt.min_lr_divisor, int | float) or rt.min_lr_divisor < 1:
+        raise ConfigError(f"range_test.min_lr_divisor={rt.min_lr_divisor!r} must be >= 1 (min_lr = max_lr / it).")
     if not 0 <= rt.momentum < 1:
         raise ConfigError(f"range_test.momentum={rt.momentum!r} must be in [0, 1).")
+    if not 0 <= rt.smooth_beta < 1:
+        raise ConfigError(f"range_test.smooth_beta={rt.smooth_beta!r} must be in [0, 1).")
+    for key in ("stop_factor", "diverge_factor"):
+        factor = rt[key]
+        if factor is not None and (not isinstance(factor, int | float) or factor <= 1):
+            raise ConfigError(f"range_test.{key}={factor!r} must be null or > 1 (a multiple of the best "
+                              "smoothed loss).")

@@ -24,8 +24,9 @@ from superconv.data.sources import fetch
 from superconv.distributed import is_rank0
 from superconv.engine import place_model, resolve_device, seed_everything
 from superconv.io import atomic_write, write_json
-from superconv.models import build_model
-from superconv.range_test import CURVE_COLUMNS, run_range_test, suggestion
+from superconv.models import build_model, count_parameters
+from superconv.range_rules import suggestion
+from superconv.range_test import CURVE_COLUMNS, classification_step, held_out_evaluation, run_range_test
 from superconv.schedules import build_schedule
 from superconv.tracking import tracked_run
 from superconv.training import METRIC_COLUMNS, summarize, train
@@ -87,6 +88,9 @@ def apply_lr_from(cfg: DictConfig) -> str:
     schedule = cfg.schedule
     if "max_lr" not in schedule:
         raise C.ConfigError(f"lr_from needs a schedule with min_lr/max_lr; schedule.policy={schedule.policy!r}.")
+    for key, ours in (("dataset", cfg.dataset.name), ("model", cfg.model._target_)):
+        if found.get(key, ours) != ours:
+            log.warning("lr_from=%s was measured with %s=%s, but this run uses %s", path, key, found[key], ours)
     with open_dict(cfg):
         schedule.max_lr = float(found["max_lr"])
         schedule.min_lr = float(found["min_lr"])
@@ -147,7 +151,11 @@ class Diverged(RuntimeError):
 
 
 def range_test_stage(cfg: DictConfig, default_study: str = "adhoc") -> dict[str, Any]:
-    """Run the range test; write curve.csv, suggestion.json and range_test.png into ``cfg.out``."""
+    """Run the range test; write curve.csv, suggestion.json and range_test.png into ``cfg.out``.
+
+    When the chosen rule finds no value, curve.csv is still written (to show why) and the stage fails
+    without a suggestion.json.
+    """
     C.validate_range_test(cfg)
     meta = _check_dataset(cfg)
     C.check_writable("out", cfg.out)
@@ -156,31 +164,42 @@ def range_test_stage(cfg: DictConfig, default_study: str = "adhoc") -> dict[str,
     if cfg.trainer.max_iterations is not None:
         with open_dict(cfg):
             rt.iterations = min(rt.iterations, int(cfg.trainer.max_iterations))
-            rt.eval_every = min(rt.eval_every, rt.iterations)
+            if rt.eval_every is not None:
+                rt.eval_every = min(rt.eval_every, rt.iterations)
     out = Path(cfg.out)
     seed_everything(cfg.seed, cfg.trainer.threads)
     device = resolve_device(cfg.trainer.device)
     train_data, test_data = _device_data(cfg, load_prepared(_dataset_dir(cfg)), device, cfg.seed)
     model = place_model(build_model(cfg.model), device, cfg.trainer.channels_last)
     optimizer = instantiate(cfg.optimizer)(params=model.parameters())
-    name = f"range_test-{cfg.model._target_.rsplit('.', 1)[-1].lower()}-{cfg.dataset.name}"
-    with tracked_run(cfg, name, _study(cfg, default_study), _dataset_tags(meta)) as tracker:
-        result = run_range_test(rt, cfg.trainer.total_batch, cfg.trainer.eval_batch, model, optimizer,
-                                train_data, test_data, tracker, cfg.trainer.progress)
-        found = {**suggestion(result.rows, rt, result.diverged_lr), "dataset_source": meta["source"],
-                 "dataset_sha256": meta["sha256"]["train.pt"], "tracking_run_id": tracker.run_id}
+    model_name = cfg.model._target_.rsplit(".", 1)[-1]
+    provenance = {"model": cfg.model._target_, "model_parameters": count_parameters(model),
+                  "dataset": cfg.dataset.name, "dataset_source": meta["source"],
+                  "dataset_sha256": meta["sha256"]["train.pt"], "total_batch": cfg.trainer.total_batch,
+                  "weight_decay": cfg.optimizer.weight_decay, "seed": cfg.seed,
+                  "eval_size": min(rt.eval_size, len(test_data)) if rt.eval_every is not None else None}
+    tags = {**_dataset_tags(meta), "superconv.range_test.protocol": rt.protocol}
+    with tracked_run(cfg, f"range_test-{model_name.lower()}-{cfg.dataset.name}", _study(cfg, default_study),
+                     tags) as tracker:
+        step = classification_step(model, optimizer, train_data, cfg.trainer.total_batch)
+        evaluate_fn = held_out_evaluation(model, test_data, cfg.trainer.eval_batch, rt.eval_size)
+        result = run_range_test(rt, model, optimizer, step, evaluate_fn, tracker, cfg.trainer.progress)
+        frame = pd.DataFrame(result.rows, columns=CURVE_COLUMNS)
+        try:
+            found = {**suggestion(result, rt), **provenance, "tracking_run_id": tracker.run_id}
+        finally:
+            if is_rank0():
+                atomic_write(out / "curve.csv", lambda p: frame.to_csv(p, index=False))
         if is_rank0():
             from superconv.report.figures import range_test_figure, save_figure
 
-            frame = pd.DataFrame(result.rows, columns=CURVE_COLUMNS)
-            atomic_write(out / "curve.csv", lambda p: frame.to_csv(p, index=False))
             write_json(out / "suggestion.json", found)
-            figure = range_test_figure(frame, found)
-            save_figure(figure, out / "range_test.png")
+            save_figure(range_test_figure(frame, found), out / "range_test.png")
             for file in ("curve.csv", "suggestion.json", "range_test.png"):
                 tracker.log_artifact(out / file)
+            tracker.log_metrics({"suggested_max_lr": found["max_lr"], "suggested_min_lr": found["min_lr"]},
+                                step=len(result.rows))
     return found
-
 
 
 def report_stage(cfg: DictConfig) -> dict[str, Any]:
