@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, float | int | str]:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of this process (DataLoader workers use one each)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", type=Path, default=Path("results/bench_loader.json"))
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench_loader.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     split = synthetic_cifar(args.images)
