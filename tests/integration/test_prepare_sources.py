@@ -1,0 +1,162 @@
+"""Synthetic CIFAR archives (official pickle format) and image folders through the real prepare stage."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from superconv.config import compose_stage_config
+from superconv.data.prepared import DataError, load_prepared
+from superconv.data.sources_cifar import CIFAR_LAYOUTS, read_cifar
+from superconv.stages import prepare_stage
+from tests.conftest import ROOT
+
+rng = np.random.default_rng(0)
+
+
+def write_batch(path: Path, n: int, num_classes: int, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file as the official archive stores it: uint8 rows of 3x32x32, channel-major."""
+    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    labels = np.arange(n) % num_classes
+    rng.shuffle(labels)
+    names = [f"{i}.png" for i in range(n)]
+    blob = {"batch_label": "synthetic", "data": data, label_key: labels.tolist(), "filenames": names}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(blob))
+    return data.reshape(n, 3, 32, 32), labels
+
+
+def cifar_archive(root: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """CIFAR-10: two training batches of 20 + a test batch of 10; CIFAR-100: 200 train, 100 test."""
+    layout = CIFAR_LAYOUTS[name]
+    folder = root / layout.folder
+    if name == "cifar10":
+        parts = [write_batch(folder / f"data_batch_{i}", 20, 10, "labels") for i in (1, 2)]
+        test = write_batch(folder / "test_batch", 10, 10, "labels")
+    else:
+        parts = [write_batch(folder / "train", 200, 100, "fine_labels")]
+        test = write_batch(folder / "test", 100, 100, "fine_labels")
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), *test)
+
+
+def prepare(tmp_path: Path, overrides: list[str]) -> dict:
+    cfg = compose_stage_config("prepare", [f"data_root={tmp_path / 'prepared'}", f"raw_root={tmp_path / 'raw'}",
+                                           "dataset.download=false", *overrides])
+    return prepare_stage(cfg)
+
+
+@pytest.mark.parametrize("name,train_size", [("cifar10", 40), ("cifar100", 200)])
+def test_cifar_archive_round_trips_exactly(tmp_path, caplog, name: str, train_size: int) -> None:
+    x, y, tx, ty = cifar_archive(tmp_path / "raw", name)
+    with caplog.at_level(logging.WARNING):
+        meta = prepare(tmp_path, [f"dataset={name}", f"dataset.root={tmp_path / 'raw'}",
+                                  f"dataset.train_size={train_size}"])
+    assert "is not the official archive" in caplog.text
+    loaded = load_prepared(tmp_path / "prepared" / name)
+    assert torch.equal(loaded.train.images, torch.from_numpy(x)) and loaded.train.labels.tolist() == y.tolist()
+    assert torch.equal(loaded.test.images, torch.from_numpy(tx)) and loaded.test.labels.tolist() == ty.tolist()
+    assert meta["source"] == "local" and meta["split_sizes"] == {"train": train_size, "test": len(ty)}
+    assert "subset_seed" not in meta, "a full training set records no subset"
+
+
+def test_limited_data_keeps_an_exact_stratified_subset_recorded_in_meta(tmp_path) -> None:
+    x, y, _, _ = cifar_archive(tmp_path / "raw", "cifar10")
+    common = ["dataset=cifar10", f"dataset.root={tmp_path / 'raw'}", "dataset.train_size=20"]
+    meta = prepare(tmp_path, [*common, "dataset.prepared_name=cifar10-20"])
+    assert meta["train_size"] == 20 and meta["subset_seed"] == 0 and meta["class_counts"] == [2] * 10
+    sub = load_prepared(tmp_path / "prepared" / "cifar10-20").train
+    source = {img.tobytes(): label for img, label in zip(x, y, strict=True)}
+    assert all(source[img.numpy().tobytes()] == label for img, label in zip(sub.images, sub.labels.tolist(),
+                                                                            strict=True))
+    prepare(tmp_path, [*common, "dataset.prepared_name=again"])
+    prepare(tmp_path, [*common, "dataset.prepared_name=other", "dataset.subset_seed=1"])
+    again, other = (load_prepared(tmp_path / "prepared" / n).train for n in ("again", "other"))
+    assert torch.equal(again.images, sub.images) and not torch.equal(other.images, sub.images)
+    with pytest.raises(DataError, match="train_size=25 is not a positive multiple of the 10 classes"):
+        prepare(tmp_path, ["dataset=cifar10", f"dataset.root={tmp_path / 'raw'}", "dataset.train_size=25"])
+
+
+def test_missing_cifar_without_download_says_where_to_put_it(tmp_path) -> None:
+    expected = f"{tmp_path / 'empty'}/cifar-10-batches-py/{{data_batch_1..data_batch_5,test_batch}}"
+    with pytest.raises(DataError, match="could not get cifar10") as err:
+        prepare(tmp_path, ["dataset=cifar10", f"dataset.root={tmp_path / 'empty'}"])
+    assert expected in str(err.value) and "download disabled" in str(err.value)
+
+
+def test_only_plain_arrays_are_unpickled(tmp_path) -> None:
+    cifar_archive(tmp_path, "cifar10")
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps({"data": date(2020, 1, 1)}))
+    with pytest.raises(DataError, match="refusing to unpickle datetime.date"):
+        read_cifar(tmp_path, CIFAR_LAYOUTS["cifar10"])
+
+
+def test_prepare_cli_reads_a_local_cifar_root(tmp_path, cli) -> None:
+    x, y, _, _ = cifar_archive(tmp_path / "raw", "cifar10")
+    cli([sys.executable, "pipelines/prepare.py", "dataset=cifar10", f"dataset.root={tmp_path / 'raw'}",
+         "dataset.download=false", "dataset.train_size=40", f"out={tmp_path / 'out'}"], cwd=ROOT)
+    loaded = load_prepared(tmp_path / "out")
+    assert torch.equal(loaded.train.images, torch.from_numpy(x)) and loaded.train.labels.tolist() == y.tolist()
+
+
+def image_folder(root: Path, classes: list[str], per_class: int, suffix: str) -> dict[str, list[Path]]:
+    """Random RGB images 10 wide and 14 high, so loading must center-crop 2 rows off the top."""
+    files = {}
+    for wnid in classes:
+        (root / wnid).mkdir(parents=True)
+        files[wnid] = []
+        for i in range(per_class):
+            path = root / wnid / f"{wnid}_{i}{suffix}"
+            Image.fromarray(rng.integers(0, 256, (14, 10, 3), dtype=np.uint8)).save(path)
+            files[wnid].append(path)
+    return files
+
+
+def expected_crop(path: Path) -> torch.Tensor:
+    """The file decoded by PIL, rows 2..11: the 10x10 center of a 10x14 image (no resize needed)."""
+    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))[2:12]).permute(2, 0, 1)
+
+
+def test_imagenette_folder_is_decoded_cropped_and_labelled_in_wnid_order(tmp_path) -> None:
+    base = tmp_path / "raw" / "imagenette2-160"
+    wnids = ["n03000684", "n01440764", "n02102040"]
+    train = image_folder(base / "train", wnids, 3, ".JPEG")
+    val = image_folder(base / "val", wnids, 2, ".JPEG")
+    meta = prepare(tmp_path, ["dataset=imagenette", f"dataset.root={tmp_path / 'raw'}", "dataset.image_size=10",
+                              "dataset.train_size=9", "dataset.num_classes=3"])
+    loaded = load_prepared(tmp_path / "prepared" / "imagenette")
+    for split, files in ((loaded.train, train), (loaded.test, val)):
+        order = [(label, path) for label, wnid in enumerate(sorted(wnids)) for path in sorted(files[wnid])]
+        assert split.labels.tolist() == [label for label, _ in order]
+        assert torch.equal(split.images, torch.stack([expected_crop(path) for _, path in order]))
+    assert meta["image_size"] == 10 and meta["split_sizes"] == {"train": 9, "test": 6}
+
+
+def test_imagenet_subset_draws_classes_and_images_by_seed(tmp_path) -> None:
+    wnids = [f"n0{i}" for i in range(5)]
+    train = image_folder(tmp_path / "raw" / "train", wnids, 4, ".png")
+    image_folder(tmp_path / "raw" / "val", wnids, 2, ".png")
+
+    def subset(seed: int) -> tuple[dict, torch.Tensor]:
+        meta = prepare(tmp_path, ["dataset=imagenet_subset", f"dataset.root={tmp_path / 'raw'}",
+                                  "dataset.classes=2", "dataset.images_per_class=3", "dataset.image_size=10",
+                                  "dataset.train_size=6", f"dataset.subset_seed={seed}"])
+        return meta, load_prepared(tmp_path / "prepared" / "imagenet_subset-2x3-10px").train
+
+    meta, split = subset(0)
+    assert meta["split_sizes"] == {"train": 6, "test": 4} and split.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    crops = {wnid: [expected_crop(p) for p in paths] for wnid, paths in train.items()}
+    chosen = [w for w in wnids if any(torch.equal(split.images[0], c) for c in crops[w])]
+    chosen += [w for w in wnids if any(torch.equal(split.images[3], c) for c in crops[w])]
+    for image, label in zip(split.images, split.labels.tolist(), strict=True):
+        assert any(torch.equal(image, c) for c in crops[chosen[label]])
+    assert len({img.numpy().tobytes() for img in split.images}) == 6
+    assert torch.equal(subset(0)[1].images, split.images)
+    assert not torch.equal(subset(3)[1].images, split.images)
