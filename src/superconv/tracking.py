@@ -99,9 +99,21 @@ class Tracker:
 
 
 def _client(cfg: DictConfig) -> Any:
+    """A client whose store is ready.
+
+    Parallel first starts of a SQLite store race on its schema migration ("table ... already
+    exists"), so the first use of a SQLite store is serialised with a lock file beside the database.
+    """
+    from filelock import FileLock
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=cfg.tracking.uri)
+    uri = str(cfg.tracking.uri)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    return client
 
 
 def _experiment_id(client: Any, name: str) -> str:
@@ -115,14 +127,26 @@ def _experiment_id(client: Any, name: str) -> str:
 
 
 def study_run_id(client: Any, experiment_id: str, study: str) -> str:
-    """The parent run of ``study``: found by tag, created (and closed) on first use."""
+    """The parent run of ``study``: found by tag, created (and closed) on first use.
+
+    Two processes of a parallel sweep may both create one; each then keeps the oldest and the
+    loser deletes its own, so all children end up under one parent.
+    """
     filt = f"tags.`{STUDY_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'study'"
-    found = client.search_runs([experiment_id], filter_string=filt, max_results=1, order_by=["start_time ASC"])
+
+    def oldest() -> list[Any]:
+        return client.search_runs([experiment_id], filter_string=filt, max_results=1,
+                                  order_by=["start_time ASC", "run_id ASC"])
+
+    found = oldest()
     if found:
         return found[0].info.run_id
-    run = client.create_run(experiment_id, run_name=study, tags={STUDY_TAG: study, ROLE_TAG: "study"})
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
+    mine = client.create_run(experiment_id, run_name=study, tags={STUDY_TAG: study, ROLE_TAG: "study"}).info.run_id
+    client.set_terminated(mine, "FINISHED")
+    winner = oldest()[0].info.run_id
+    if winner != mine:
+        client.delete_run(mine)
+    return winner
 
 
 @contextmanager
