@@ -80,13 +80,22 @@ def _diverged_note(frame: pd.DataFrame) -> str:
     return f"; {k} diverged seed(s) of {frame['run'].iloc[0]} excluded" if k else ""
 
 
-def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
-    """Iterations to the baseline's mean final accuracy, over the baseline's budget, against max_ratio."""
+def _policy_and_baseline(claim: dict[str, Any], runs: RunSet,
+                         ref: Reference) -> tuple[pd.DataFrame, pd.DataFrame, str] | Verdict:
+    """The claim's two sides and their published pair, or the "not run" verdict when a side is missing."""
     pol, base = _runs(runs, claim, claim["policy"]), _runs(runs, claim, claim["baseline"])
     missing = [r for r, f in ((claim["policy"], pol), (claim["baseline"], base)) if f.empty]
     if missing:
-        return [_not_run(ref, claim, missing)]
-    published = _published_pair(ref, claim)
+        return _not_run(ref, claim, missing)
+    return pol, base, _published_pair(ref, claim)
+
+
+def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+    """Iterations to the baseline's mean final accuracy, over the baseline's budget, against max_ratio."""
+    found = _policy_and_baseline(claim, runs, ref)
+    if isinstance(found, Verdict):
+        return [found]
+    pol, base, published = found
     if not _finished(base):
         return [Verdict(claim["id"], claim["text"], "inconclusive", "no target",
                         f"every seed of {claim['baseline']} diverged", published)]
@@ -112,11 +121,10 @@ def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataF
 
 def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
     """Policy's mean final accuracy minus the baseline's, with a Welch CI and test."""
-    pol, base = _runs(runs, claim, claim["policy"]), _runs(runs, claim, claim["baseline"])
-    missing = [r for r, f in ((claim["policy"], pol), (claim["baseline"], base)) if f.empty]
-    if missing:
-        return [_not_run(ref, claim, missing)]
-    published = _published_pair(ref, claim)
+    found = _policy_and_baseline(claim, runs, ref)
+    if isinstance(found, Verdict):
+        return [found]
+    pol, base, published = found
     a, b = _finished(pol), _finished(base)
     if not a or not b:
         side = claim["policy"] if not a else claim["baseline"]
