@@ -112,6 +112,8 @@ def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
                 experiment: str | None = None) -> dict[str, Any]:
     """Validate, train, and write metrics.csv, summary.json and checkpoint.pt into ``cfg.out``."""
     lr_source = apply_lr_from(cfg)
+    if lr_source != "config":
+        run_name = f"{run_name}_lr_from_range_test"  # a different run from the recipe's, in tables and MLflow
     C.validate_train(cfg)
     meta = _check_dataset(cfg)
     C.check_writable("out", cfg.out)
