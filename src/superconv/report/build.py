@@ -64,7 +64,7 @@ def ours_markdown(table: pd.DataFrame) -> str:
                      f"{_budget(r.get('published_iterations'), r.get('published_epochs'))} | {n} | {ours} | "
                      f"[{_fmt(r['ci95_low'])}, {_fmt(r['ci95_high'])}] | {_published(r)} | "
                      f"{_fmt(r.get('authors_log'))} | {diff} | {_fmt(r['difference_log'], sign=True)} | "
-                     f"{r.get('verified') or '–'} |")
+                     f"{r['verified'] if isinstance(r.get('verified'), str) else '–'} |")
     return "\n".join(lines)
 
 
