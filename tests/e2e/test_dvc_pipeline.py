@@ -53,7 +53,11 @@ def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["one_cycle_final_test_acc_mean"] > 80
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert {"prepare", "range_test", "train@one_cycle-0", "train@inv-1", "report"} <= set(lock["stages"])
+    assert {"prepare", "range_test", "train@one_cycle-0", "train@inv-1", "train_lr_from_range_test@1",
+            "report"} <= set(lock["stages"])
+    found = json.loads((repo / "results/range_test/tiny_digits_lenet/suggestion.json").read_text())
+    fed = json.loads((repo / "results/train/one_cycle_lr_from_range_test-0/summary.json").read_text())
+    assert fed["schedule"]["max_lr"] == found["max_lr"] and fed["run"] == "one_cycle_lr_from_range_test"
     status = run_cli(["dvc", "status"], cwd=repo).stdout
     assert "up to date" in status
     client = MlflowClient(mlflow_uri)
@@ -62,7 +66,7 @@ def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None
                                 "tags.`superconv.study` = 'e2e_tiny'")
     assert len(parent) == 1
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent[0].info.run_id}'")
-    assert sorted(c.data.tags["superconv.role"] for c in children) == ["range_test"] + ["train"] * 4
+    assert sorted(c.data.tags["superconv.role"] for c in children) == ["range_test"] + ["train"] * 6
     assert "report/report.md" in {a.path for a in client.list_artifacts(parent[0].info.run_id, "report")}
 
 
