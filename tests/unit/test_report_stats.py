@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from superconv.report.stats import difference, iterations_to_target, summarize, welch_p
+from superconv.report.stats import difference, iterations_to_target, summarize
 
 
 def test_summary_mean_std_and_t_interval() -> None:
@@ -23,9 +23,12 @@ def test_single_value_has_no_interval() -> None:
     assert s.std == 0.0 and math.isnan(s.ci95[0])
 
 
-def test_welch_needs_two_values_per_side() -> None:
-    assert welch_p([1.0], [2.0, 3.0]) is None
-    assert welch_p([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) < 0.001
+def test_welch_difference_matches_scipy() -> None:
+    a, b = [1.0, 1.1, 0.9, 1.05], [2.0, 2.1, 1.9]
+    sa, sb = summarize(a), summarize(b)
+    d = difference(sa.mean, sa.std, sa.n, sb.mean, sb.std, sb.n)
+    assert d.p == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert d.p < 0.001
 
 
 def test_iterations_to_target_counts_updates() -> None:

@@ -63,14 +63,6 @@ def difference(m1: float, s1: float, n1: int, m2: float, s2: float | None = None
     return Difference(diff, (diff - half, diff + half), p, df)
 
 
-def welch_p(a: list[float], b: list[float]) -> float | None:
-    """Two-sided Welch t-test p-value, or None when either side has fewer than 2 values."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    sa, sb = summarize(a), summarize(b)
-    return difference(sa.mean, sa.std, sa.n, sb.mean, sb.std, sb.n).p
-
-
 def iterations_to_target(evals: pd.DataFrame, target: float) -> float | None:
     """First evaluated iteration count (updates done) whose test accuracy reaches ``target``."""
     hit = evals[evals["test_acc"] >= target]
