@@ -1,0 +1,48 @@
+"""The range test under real DDP (2 gloo processes): every rank records the same curve and stops together."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+
+from superconv.config import compose_stage_config
+from superconv.data.loader import DeviceData
+from superconv.data.prepared import load_prepared
+from superconv.models.lenet import LeNet
+from superconv.range_test import classification_step, run_range_test
+from superconv.tracking import Tracker
+from tests.conftest import TINY
+
+
+def _rank_main(rank: int, world: int, rendezvous: str, data_root: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    try:
+        cfg = compose_stage_config("range_test", [*TINY, "range_test=exponential",
+                                                  "range_test.exponential.end_lr=50"])
+        torch.manual_seed(0)
+        train = DeviceData(load_prepared(Path(data_root) / "digits").train, torch.device("cpu"), input_scale=1 / 256)
+        model = DistributedDataParallel(LeNet())
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
+        result = run_range_test(cfg.range_test, model, optimizer, classification_step(model, optimizer, train, 128),
+                                None, Tracker(), progress=False)
+        Path(out, f"rank{rank}.json").write_text(json.dumps({
+            "losses": [row["train_loss"] for row in result.rows], "diverged_lr": result.diverged_lr,
+            "planned": cfg.range_test.iterations}))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_agree_on_the_curve_and_the_stop(tmp_path, data_root) -> None:
+    mp.spawn(_rank_main, args=(2, str(tmp_path / "rendezvous"), str(data_root), str(tmp_path)), nprocs=2)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["losses"] == ranks[1]["losses"], "the loss is averaged over ranks"
+    assert ranks[0]["diverged_lr"] is not None and ranks[0]["diverged_lr"] == ranks[1]["diverged_lr"]
+    assert len(ranks[0]["losses"]) < ranks[0]["planned"], "both ranks stopped early, at the same iteration"
