@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from superconv.config import compose_stage_config
@@ -24,6 +23,7 @@ from superconv.data.loader import DeviceData
 from superconv.data.prepared import Split, load_prepared
 from superconv.engine import place_model, seed_everything
 from superconv.models import build_model
+from superconv.optim import build_optimizer
 from superconv.range_test import classification_step, held_out_evaluation, run_range_test
 from superconv.schedules import build_schedule
 from superconv.tracking import Tracker
@@ -60,7 +60,7 @@ def _train_its(cfg: DictConfig, data: DeviceData, test: DeviceData) -> float:
 def _range_its(cfg: DictConfig, data: DeviceData, test: DeviceData, evaluated: bool) -> float:
     seed_everything(0, cfg.trainer.threads)
     model = place_model(build_model(cfg.model), data.device, cfg.trainer.channels_last)
-    optimizer = instantiate(cfg.optimizer)(params=model.parameters())
+    optimizer = build_optimizer(cfg.optimizer, model)
     rt = cfg.range_test.copy()
     with open_dict(rt):
         rt.eval_every = rt.eval_every if evaluated else None

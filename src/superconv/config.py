@@ -101,6 +101,16 @@ def validate_common(cfg: DictConfig) -> None:
     wd = cfg.optimizer.weight_decay
     if wd is None or wd < 0:
         raise ConfigError(f"optimizer.weight_decay={wd!r} must be >= 0.")
+    from superconv.engine import AMP_DTYPES
+
+    if cfg.trainer.amp is not None and cfg.trainer.amp not in AMP_DTYPES:
+        raise ConfigError(f"trainer.amp={cfg.trainer.amp!r}; allowed: null (fp32), {', '.join(AMP_DTYPES)}.")
+    from superconv.data.augment import Augment
+
+    try:
+        Augment.from_config(cfg.augment)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -139,6 +149,9 @@ def validate_train(cfg: DictConfig) -> None:
                 f"({2 * stepsize_its} iterations) longer than schedule.length={schedule.length} "
                 f"({built.iterations} iterations): shorten the stepsize or lengthen the run."
             )
+    target = cfg.target_acc
+    if target is not None and (not isinstance(target, int | float) or not 0 < target <= 100):
+        raise ConfigError(f"target_acc={target!r} must be a test accuracy in (0, 100] percent, or null.")
     _positive("trainer.eval_every", cfg.trainer.eval_every)
     if cfg.trainer.eval_every > built.iterations:
         raise ConfigError(f"trainer.eval_every={cfg.trainer.eval_every} is longer than the run "

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 
@@ -20,3 +23,14 @@ def param_groups(model: nn.Module, weight_decay: float, decay_bn_and_bias: bool)
         {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
         {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
     ]
+
+
+def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The configured optimizer (Hydra partial) over ``param_groups`` of ``model``.
+
+    ``decay_bn_and_bias`` is ours, not the optimizer's, so it is taken out before instantiation.
+    """
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    decay_all = bool(settings.pop("decay_bn_and_bias", True))
+    groups = param_groups(model, float(settings["weight_decay"]), decay_all)
+    return instantiate(settings, _convert_="all")(params=groups)

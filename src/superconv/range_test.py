@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from superconv.data.loader import DeviceData
 from superconv.distributed import any_rank, global_mean, is_rank0, rank, world_size
-from superconv.engine import Evaluation, evaluate, set_hyperparameters, sgd_step
+from superconv.engine import Evaluation, Precision, evaluate, set_hyperparameters, sgd_step
 from superconv.tracking import Tracker
 
 CURVE_COLUMNS = ["iteration", "lr", "train_loss", "smoothed_loss", "test_loss", "test_acc"]
@@ -59,14 +59,15 @@ class RangeTestResult:
 
 
 def classification_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: DeviceData,
-                        total_batch: int) -> Step:
+                        total_batch: int, precision: Precision | None = None) -> Step:
     """One cross-entropy SGD step on this rank's share of global batch ``it`` (as training takes it)."""
-    return lambda it: sgd_step(model, optimizer, *data.batch(it, total_batch, rank(), world_size()))
+    return lambda it: sgd_step(model, optimizer, *data.batch(it, total_batch, rank(), world_size()), precision)
 
 
-def held_out_evaluation(model: torch.nn.Module, data: DeviceData, batch_size: int, limit: int | None) -> Evaluate:
+def held_out_evaluation(model: torch.nn.Module, data: DeviceData, batch_size: int, limit: int | None,
+                        precision: Precision | None = None) -> Evaluate:
     """Loss/accuracy on the first ``limit`` held-out samples (a fixed subset, so points are comparable)."""
-    return lambda: evaluate(model, data, batch_size, limit=limit)
+    return lambda: evaluate(model, data, batch_size, limit=limit, precision=precision)
 
 
 def _exceeds(smoothed: float, best: float, factor: float | None) -> bool:

@@ -13,19 +13,20 @@ from typing import Any
 
 import pandas as pd
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from superconv import config as C
 from superconv.checkpoint import config_fingerprint, load_resumable
+from superconv.data.augment import Augment
 from superconv.data.loader import DeviceData
 from superconv.data.prepared import Prepared, load_prepared, read_meta, write_prepared
 from superconv.data.sources import fetch
 from superconv.data.subset import class_counts, stratified_subset
-from superconv.distributed import is_rank0
-from superconv.engine import place_model, resolve_device, seed_everything
+from superconv.distributed import is_rank0, process_group
+from superconv.engine import Precision, build_training_model, resolve_device, seed_everything
 from superconv.io import atomic_write, write_json
-from superconv.models import build_model, count_parameters
+from superconv.models import count_parameters
+from superconv.optim import build_optimizer
 from superconv.range_rules import suggestion
 from superconv.range_test import CURVE_COLUMNS, classification_step, held_out_evaluation, run_range_test
 from superconv.schedules import build_schedule
@@ -73,10 +74,21 @@ def _check_dataset(cfg: DictConfig) -> dict[str, Any]:
 
 def _device_data(cfg: DictConfig, prepared: Prepared, device: torch.device, seed: int) -> tuple[
         DeviceData, DeviceData]:
+    """Both splits on ``device``; only the training split is augmented."""
     ds = cfg.dataset
     kwargs = {"device": device, "input_scale": ds.input_scale, "mean": ds.mean, "std": ds.std,
-              "channels_last": cfg.trainer.channels_last}
-    return DeviceData(prepared.train, seed=seed, **kwargs), DeviceData(prepared.test, seed=seed, **kwargs)
+              "channels_last": cfg.trainer.channels_last, "seed": seed}
+    return (DeviceData(prepared.train, augment=Augment.from_config(cfg.augment), **kwargs),
+            DeviceData(prepared.test, **kwargs))
+
+
+def _preflight(cfg: DictConfig) -> tuple[dict[str, Any], torch.device]:
+    """After validation, before compute: dataset matches, out= writable, MLflow reachable; seed; device."""
+    meta = _check_dataset(cfg)
+    C.check_writable("out", cfg.out)
+    C.check_tracking(cfg)
+    seed_everything(cfg.seed, cfg.trainer.threads)
+    return meta, resolve_device(cfg.trainer.device)
 
 
 def _dataset_tags(meta: dict[str, Any]) -> dict[str, str]:
@@ -115,13 +127,15 @@ def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
     if lr_source != "config":
         run_name = f"{run_name}_lr_from_range_test"  # a different run from the recipe's, in tables and MLflow
     C.validate_train(cfg)
-    meta = _check_dataset(cfg)
-    C.check_writable("out", cfg.out)
-    C.check_tracking(cfg)
+    meta, device = _preflight(cfg)
+    with process_group(device):
+        return _train(cfg, run_name, default_study, experiment, lr_source, meta, device)
+
+
+def _train(cfg: DictConfig, run_name: str, default_study: str, experiment: str | None, lr_source: str,
+           meta: dict[str, Any], device: torch.device) -> dict[str, Any]:
     out = Path(cfg.out)
-    seed_everything(cfg.seed, cfg.trainer.threads)
     schedule = build_schedule(cfg.schedule, C.iterations_per_epoch(cfg))
-    device = resolve_device(cfg.trainer.device)
     train_data, test_data = _device_data(cfg, load_prepared(_dataset_dir(cfg)), device, cfg.seed)
     tags = {**_dataset_tags(meta), "superconv.run": run_name, "superconv.experiment": str(experiment),
             "superconv.seed": str(cfg.seed), "superconv.lr_source": lr_source}
@@ -170,23 +184,25 @@ def range_test_stage(cfg: DictConfig, default_study: str = "adhoc") -> dict[str,
     without a suggestion.json.
     """
     C.validate_range_test(cfg)
-    meta = _check_dataset(cfg)
-    C.check_writable("out", cfg.out)
-    C.check_tracking(cfg)
+    meta, device = _preflight(cfg)
     rt = cfg.range_test
     if cfg.trainer.max_iterations is not None:
         with open_dict(cfg):
             rt.iterations = min(rt.iterations, int(cfg.trainer.max_iterations))
             if rt.eval_every is not None:
                 rt.eval_every = min(rt.eval_every, rt.iterations)
-    out = Path(cfg.out)
-    seed_everything(cfg.seed, cfg.trainer.threads)
-    device = resolve_device(cfg.trainer.device)
+    with process_group(device):
+        return _range_test(cfg, default_study, meta, device)
+
+
+def _range_test(cfg: DictConfig, default_study: str, meta: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    rt, out = cfg.range_test, Path(cfg.out)
     train_data, test_data = _device_data(cfg, load_prepared(_dataset_dir(cfg)), device, cfg.seed)
-    model = place_model(build_model(cfg.model), device, cfg.trainer.channels_last)
-    optimizer = instantiate(cfg.optimizer)(params=model.parameters())
+    net, model = build_training_model(cfg, device)
+    optimizer = build_optimizer(cfg.optimizer, net)
+    precision = Precision.for_device(device, cfg.trainer.amp)
     model_name = cfg.model._target_.rsplit(".", 1)[-1]
-    provenance = {"model": cfg.model._target_, "model_parameters": count_parameters(model),
+    provenance = {"model": cfg.model._target_, "model_parameters": count_parameters(net),
                   "dataset": cfg.dataset.name, "dataset_source": meta["source"],
                   "dataset_sha256": meta["sha256"]["train.pt"], "total_batch": cfg.trainer.total_batch,
                   "weight_decay": cfg.optimizer.weight_decay, "seed": cfg.seed,
@@ -194,8 +210,8 @@ def range_test_stage(cfg: DictConfig, default_study: str = "adhoc") -> dict[str,
     tags = {**_dataset_tags(meta), "superconv.range_test.protocol": rt.protocol}
     with tracked_run(cfg, f"range_test-{model_name.lower()}-{cfg.dataset.name}", _study(cfg, default_study),
                      tags) as tracker:
-        step = classification_step(model, optimizer, train_data, cfg.trainer.total_batch)
-        evaluate_fn = held_out_evaluation(model, test_data, cfg.trainer.eval_batch, rt.eval_size)
+        step = classification_step(model, optimizer, train_data, cfg.trainer.total_batch, precision)
+        evaluate_fn = held_out_evaluation(net, test_data, cfg.trainer.eval_batch, rt.eval_size, precision)
         result = run_range_test(rt, model, optimizer, step, evaluate_fn, tracker, cfg.trainer.progress)
         frame = pd.DataFrame(result.rows, columns=CURVE_COLUMNS)
         try:

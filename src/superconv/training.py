@@ -7,21 +7,23 @@ device-resident batch and records the loss. Losses stay on the device and are re
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
 from superconv.checkpoint import StopRequested, restore_rng, rng_state, save_checkpoint, stop_signals
 from superconv.data.loader import DeviceData
-from superconv.distributed import is_rank0, rank, world_size
-from superconv.engine import DivergenceGuard, evaluate, place_model, set_hyperparameters, sgd_step
-from superconv.models import build_model
+from superconv.distributed import any_rank, barrier, global_mean, is_rank0, rank, world_size
+from superconv.engine import DivergenceGuard, Precision, build_training_model, evaluate, set_hyperparameters, sgd_step
+from superconv.optim import build_optimizer
+from superconv.report.stats import iterations_to_target
 from superconv.schedules import Schedule
 from superconv.tracking import Tracker
 
@@ -52,24 +54,51 @@ class LoopState:
     first_loss: float | None = None
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """The trainer values the loop reads, copied out of the config once (an OmegaConf read per
+    iteration costs more than a LeNet step's bookkeeping)."""
+
+    total_batch: int
+    eval_batch: int
+    eval_every: int
+    log_every: int
+    checkpoint_every: int
+    progress: bool
+
+    @classmethod
+    def from_config(cls, trainer: DictConfig) -> LoopSettings:
+        return cls(int(trainer.total_batch), int(trainer.eval_batch), int(trainer.eval_every), int(trainer.log_every),
+                   int(trainer.checkpoint_every or 0), bool(trainer.progress))
+
+
 def train(cfg: DictConfig, train_data: DeviceData, test_data: DeviceData, schedule: Schedule,
           tracker: Tracker, checkpoint_path: Path, resume: dict[str, Any] | None = None,
           fingerprint: str = "") -> TrainResult:
     """Run ``schedule`` (capped at trainer.max_iterations), checkpointing every trainer.checkpoint_every
-    iterations and on SIGINT/SIGTERM; continue from ``resume`` (a checkpoint payload) when given."""
-    trainer = cfg.trainer
-    model = place_model(build_model(cfg.model), train_data.device, trainer.channels_last)
-    optimizer = instantiate(cfg.optimizer)(params=model.parameters())
+    iterations and on SIGINT/SIGTERM; continue from ``resume`` (a checkpoint payload) when given.
+
+    Under torchrun every rank runs this loop on its share of each global batch; logged losses are
+    averaged over ranks and stop decisions agreed, so all ranks take the same path; rank 0 writes.
+    """
+    settings = LoopSettings.from_config(cfg.trainer)
+    device = train_data.device
+    net, model = build_training_model(cfg, device)
+    optimizer = build_optimizer(cfg.optimizer, net)
+    precision = Precision.for_device(device, cfg.trainer.amp)
     state = LoopState()
     if resume is not None:
-        model.load_state_dict(resume["model"])
+        net.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
+        if precision.scaler is not None and "scaler" in resume:
+            precision.scaler.load_state_dict(resume["scaler"])
         restore_rng(resume["rng"])
         state = LoopState(**resume["loop"])
-    n = schedule.iterations if trainer.max_iterations is None else min(schedule.iterations,
-                                                                       int(trainer.max_iterations))
-    per_epoch = len(train_data) / trainer.total_batch
-    guard = DivergenceGuard(trainer.divergence_factor)
+    n = schedule.iterations if cfg.trainer.max_iterations is None else min(schedule.iterations,
+                                                                           int(cfg.trainer.max_iterations))
+    per_epoch = len(train_data) / settings.total_batch
+    rank_, world = rank(), world_size()
+    guard = DivergenceGuard(cfg.trainer.divergence_factor)
     guard.first = state.first_loss
     pending: list[tuple[int, float, float, torch.Tensor]] = []
     segment_start = time.perf_counter()
@@ -79,25 +108,29 @@ def train(cfg: DictConfig, train_data: DeviceData, test_data: DeviceData, schedu
         state.wall_s += time.perf_counter() - segment_start
         tracker.flush()
         if is_rank0():
-            save_checkpoint(checkpoint_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(),
-                "loop": asdict(state), "complete": complete, "fingerprint": fingerprint,
-                "tracking_run_id": tracker.run_id})
+            payload = {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(),
+                       "loop": asdict(state), "complete": complete, "fingerprint": fingerprint,
+                       "tracking_run_id": tracker.run_id}
+            if precision.scaler is not None:
+                payload["scaler"] = precision.scaler.state_dict()
+            save_checkpoint(checkpoint_path, payload)
+        barrier()  # no rank exits (and has torchrun stop the others) while rank 0 is still writing
 
     bar = tqdm(total=n, initial=state.iteration, desc=f"train {schedule.policy}", mininterval=2.0,
-               disable=not (trainer.progress and is_rank0()), dynamic_ncols=True)
+               disable=not (settings.progress and is_rank0()), dynamic_ncols=True)
     model.train()
     with stop_signals() as stop:
         for it in range(state.iteration, n):
             lr, momentum = schedule.lr_at(it), schedule.momentum_at(it)
             set_hyperparameters(optimizer, lr, momentum)
-            x, y = train_data.batch(it, trainer.total_batch, rank(), world_size())
-            pending.append((it, lr, momentum, sgd_step(model, optimizer, x, y)))
-            eval_now = (it + 1) % trainer.eval_every == 0 or it == n - 1
-            checkpoint_now = bool(stop) or (trainer.checkpoint_every and (it + 1) % trainer.checkpoint_every == 0)
-            if not (eval_now or checkpoint_now or len(pending) >= trainer.log_every):
+            x, y = train_data.batch(it, settings.total_batch, rank_, world)
+            pending.append((it, lr, momentum, sgd_step(model, optimizer, x, y, precision)))
+            eval_now = (it + 1) % settings.eval_every == 0 or it == n - 1
+            periodic = settings.checkpoint_every and (it + 1) % settings.checkpoint_every == 0
+            if not (eval_now or periodic or len(pending) >= settings.log_every):
                 continue
-            losses = torch.stack([p[3] for p in pending]).tolist()
+            stopping = any_rank(bool(stop), device)  # at flush points only, the same on every rank
+            losses = global_mean(torch.stack([p[3] for p in pending]).float()).tolist()
             for (i, lr_i, m_i, _), loss in zip(pending, losses, strict=True):
                 state.rows.append({"iteration": i, "epoch": (i + 1) / per_epoch, "lr": lr_i, "momentum": m_i,
                                    "train_loss": loss, "test_loss": None, "test_acc": None})
@@ -110,24 +143,24 @@ def train(cfg: DictConfig, train_data: DeviceData, test_data: DeviceData, schedu
                 break
             if eval_now:
                 t_eval = time.perf_counter()
-                result = evaluate(model, test_data, trainer.eval_batch)
+                result = evaluate(net, test_data, settings.eval_batch, precision=precision)
                 state.eval_s += time.perf_counter() - t_eval
                 state.rows[-1].update(test_loss=result.loss, test_acc=result.accuracy)
                 state.evaluations.append({"iteration": it, "test_loss": result.loss, "test_acc": result.accuracy})
                 tracker.log_metrics({"test_loss": result.loss, "test_acc": result.accuracy}, step=it)
-            if checkpoint_now:
+            if periodic or stopping:
                 checkpoint(it + 1, complete=False)
                 segment_start = time.perf_counter()
-                if stop:
+                if stopping:
                     bar.close()
-                    raise StopRequested(stop[0], it, checkpoint_path)
+                    raise StopRequested(stop[0] if stop else signal.SIGTERM, it, checkpoint_path)
             elapsed = state.wall_s + time.perf_counter() - segment_start - state.eval_s
             bar.set_postfix(lr=f"{lr:.4g}", loss=f"{losses[-1]:.4f}",
                             acc=f"{state.evaluations[-1]['test_acc']:.2f}" if state.evaluations else "-",
-                            img_s=f"{(it + 1) * trainer.total_batch / max(elapsed, 1e-9):.0f}")
+                            img_s=f"{(it + 1) * settings.total_batch / max(elapsed, 1e-9):.0f}")
     bar.close()
     checkpoint(len(state.rows), complete=True)
-    return TrainResult(state.rows, model, optimizer, len(state.rows), guard.reason, state.wall_s, state.eval_s,
+    return TrainResult(state.rows, net, optimizer, len(state.rows), guard.reason, state.wall_s, state.eval_s,
                        state.evaluations)
 
 
@@ -146,6 +179,9 @@ def summarize(result: TrainResult, cfg: DictConfig, schedule: Schedule) -> dict[
         "train_s": train_s,
         "eval_s": result.eval_s,
         "images_per_s": result.iterations * cfg.trainer.total_batch / train_s,
+        "target_acc": cfg.target_acc,
+        "iterations_to_target": (None if cfg.target_acc is None or not evals else
+                                 iterations_to_target(pd.DataFrame(evals), float(cfg.target_acc))),
         "diverged": result.diverged is not None,
         "divergence_reason": result.diverged,
     }

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from superconv.config import CONF_DIR
-from superconv.data.augment import Augment, crop_at, pad, random_crop, random_flip
+from superconv.data.augment import Augment, crop_at, pad
 
 
 def batch(n: int = 64, seed: int = 0, size: int = 8) -> torch.Tensor:
@@ -18,6 +18,14 @@ def batch(n: int = 64, seed: int = 0, size: int = 8) -> torch.Tensor:
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return Augment(flip=True)(images, generator)
+
+
+def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator, mode: str = "zero") -> torch.Tensor:
+    return Augment(crop_padding=padding, pad_mode=mode)(images, generator)
 
 
 def test_flipping_twice_with_the_same_draws_is_the_identity() -> None:
@@ -39,7 +47,7 @@ def test_crop_at_zero_shift_of_the_unpadded_image_is_the_identity() -> None:
     assert torch.equal(crop_at(x, torch.zeros(len(x), 2, dtype=torch.long), 8, 8), x)
     centre = torch.full((len(x), 2), 4, dtype=torch.long)
     assert torch.equal(crop_at(pad(x, 4, "zero"), centre, 8, 8), x)
-    assert random_crop(x, 0, gen(0)) is x
+    assert Augment()(x, gen(0)) is x
 
 
 @pytest.mark.parametrize("mode,np_mode", [("zero", "constant"), ("reflect", "reflect")])
@@ -74,3 +82,11 @@ def test_augment_configs_build_and_bad_values_are_refused() -> None:
     assert torch.equal(built["none"](x, gen(0)), x)
     with pytest.raises(ValueError, match="pad_mode"):
         Augment(crop_padding=4, pad_mode="wrap")
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_rank_shares_of_a_global_batch_are_augmented_as_the_whole_batch(world: int) -> None:
+    x, aug = batch(n=64), Augment(flip=True, crop_padding=2, pad_mode="reflect")
+    whole = aug(x, gen(9))
+    for rank in range(world):
+        assert torch.equal(aug(x[rank::world], gen(9), rank, world), whole[rank::world])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from superconv.data.augment import Augment
 from superconv.data.loader import DeviceData
 from superconv.data.prepared import Split
 
@@ -46,3 +47,29 @@ def test_inputs_use_caffe_scale_or_mean_std() -> None:
     normed = DeviceData(split, torch.device("cpu"), mean=[0.5], std=[0.25])
     x, _ = normed.batch(0, 2)
     assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.25), atol=1e-6)
+
+
+def augmented(seed: int = 0) -> DeviceData:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 3, 6, 6), generator=g, dtype=torch.uint8)
+    return DeviceData(Split(images, torch.arange(40)), torch.device("cpu"), input_scale=1.0, seed=seed,
+                      augment=Augment(flip=True, crop_padding=2))
+
+
+def test_augmented_batches_are_reproducible_per_iteration_and_world_size_free() -> None:
+    data = augmented()
+    x, y = data.batch(3, 8)
+    assert torch.equal(x, augmented().batch(3, 8)[0]), "batch k is a pure function of (seed, k)"
+    plain = DeviceData(data.split, data.device, input_scale=1.0).inputs(data.split.images[y])
+    assert not torch.equal(x, plain), "augmentation changed the pixels"
+    assert not torch.equal(x, data.batch(4, 8)[0][: len(x)])
+    shares = [data.batch(3, 8, rank=r, world=2)[0] for r in range(2)]
+    assert torch.equal(shares[0], x[0::2]) and torch.equal(shares[1], x[1::2])
+    assert not torch.equal(augmented(seed=1).batch(3, 8)[0], x)
+
+
+def test_evaluation_chunks_of_all_ranks_cover_the_limit_once() -> None:
+    data = make_data(10)
+    for world in (1, 2, 3):
+        labels = [y for r in range(world) for _, y in data.chunks(2, limit=7, rank=r, world=world)]
+        assert torch.cat(labels).tolist() == list(range(7))

@@ -16,10 +16,16 @@ import torch.nn.functional as F
 PAD_MODES = ("zero", "reflect")
 
 
-def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror each image left-right with probability 1/2."""
-    flip = torch.rand(len(images), generator=generator, device=generator.device) < 0.5
-    return torch.where(flip.to(images.device).view(-1, 1, 1, 1), images.flip(-1), images)
+def _flip_draws(n: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=generator, device=generator.device) < 0.5
+
+
+def _shift_draws(n: int, padding: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, 2 * padding + 1, (n, 2), generator=generator, device=generator.device)
+
+
+def _apply_flips(images: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    return torch.where(flips.to(images.device).view(-1, 1, 1, 1), images.flip(-1), images)
 
 
 def pad(images: torch.Tensor, padding: int, mode: str) -> torch.Tensor:
@@ -41,15 +47,6 @@ def crop_at(padded: torch.Tensor, shifts: torch.Tensor, height: int, width: int)
     return padded.reshape(n, c, padded_h * padded_w).gather(2, flat).view(n, c, height, width)
 
 
-def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator, mode: str = "zero") -> torch.Tensor:
-    """Pad by ``padding`` and cut each image back to its size at one uniform random shift per image."""
-    if padding == 0:
-        return images
-    h, w = images.shape[-2:]
-    shifts = torch.randint(0, 2 * padding + 1, (len(images), 2), generator=generator, device=generator.device)
-    return crop_at(pad(images, padding, mode), shifts.to(images.device), h, w)
-
-
 @dataclass(frozen=True)
 class Augment:
     """What ``conf/augment/*.yaml`` describes: crop padding (0 = no crop), its pad mode, and flipping."""
@@ -67,7 +64,21 @@ class Augment:
     def from_config(cls, cfg: Any) -> Augment:
         return cls(flip=bool(cfg.flip), crop_padding=int(cfg.crop_padding), pad_mode=str(cfg.pad_mode))
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Crop, then flip (torchvision's usual order), drawing everything from ``generator``."""
-        out = random_crop(images, self.crop_padding, generator, self.pad_mode)
-        return random_flip(out, generator) if self.flip else out
+    @property
+    def active(self) -> bool:
+        return self.flip or self.crop_padding > 0
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator, rank: int = 0, world: int = 1) -> torch.Tensor:
+        """Crop, then flip (torchvision's usual order), drawing everything from ``generator``.
+
+        ``images`` is rank ``rank``'s strided share of a global batch of ``len(images) * world``: the draws
+        are made for the whole global batch and sliced the same way, so any world size augments alike.
+        """
+        n, (h, w) = len(images) * world, images.shape[-2:]
+        out = images
+        if self.crop_padding:
+            shifts = _shift_draws(n, self.crop_padding, generator)[rank::world]
+            out = crop_at(pad(out, self.crop_padding, self.pad_mode), shifts.to(out.device), h, w)
+        if self.flip:
+            out = _apply_flips(out, _flip_draws(n, generator)[rank::world])
+        return out

@@ -3,16 +3,22 @@
 Batch ``k`` of a run is a pure function of (seed, k): the index stream is the concatenation of one
 seeded permutation per epoch, cut into total-batch slices (Caffe's wrap-around, no dropped tail). So a
 resumed run sees exactly the batches an uninterrupted one would, and under DDP each rank takes its
-strided share of the same global batch.
+strided share of the same global batch. Augmentation (training split only) draws from a generator
+seeded by (seed, k) for the whole global batch, so it too is the same for any world size and on resume.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 
+from superconv.data.augment import Augment
 from superconv.data.prepared import Split
+
+# Seeds of the per-batch augmentation generators: apart from the epoch permutations' seeds.
+AUGMENT_STREAM = 1 << 62
 
 
 @dataclass
@@ -26,6 +32,7 @@ class DeviceData:
     std: list[float] | None = None
     seed: int = 0
     channels_last: bool = False
+    augment: Augment = field(default_factory=Augment)
     _images: torch.Tensor = field(init=False, repr=False)
     _labels: torch.Tensor = field(init=False, repr=False)
     _perm_cache: dict[int, torch.Tensor] = field(init=False, default_factory=dict, repr=False)
@@ -75,11 +82,18 @@ class DeviceData:
             torch.Tensor, torch.Tensor]:
         """Model inputs and labels of this rank's share of global batch ``iteration``."""
         idx = self.batch_indices(iteration, total_batch, rank, world)
-        return self.inputs(self._images[idx]), self._labels[idx]
+        images = self._images[idx]
+        if self.augment.active:
+            generator = torch.Generator(self.device).manual_seed(AUGMENT_STREAM + self.seed * 1_000_003 + iteration)
+            images = self.augment(images, generator, rank, world)
+        return self.inputs(images), self._labels[idx]
 
-    def chunks(self, batch_size: int, limit: int | None = None):
-        """In-order (inputs, labels) chunks for evaluation, over the first ``limit`` samples."""
+    def chunks(self, batch_size: int, limit: int | None = None, rank: int = 0,
+               world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """In-order (inputs, labels) chunks for evaluation over this rank's contiguous share of the first
+        ``limit`` samples (the shares of all ranks cover them exactly once)."""
         n = len(self) if limit is None else min(limit, len(self))
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
+        first, end = n * rank // world, n * (rank + 1) // world
+        for start in range(first, end, batch_size):
+            stop = min(start + batch_size, end)
             yield self.inputs(self._images[start:stop]), self._labels[start:stop]

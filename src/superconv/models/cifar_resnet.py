@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from superconv.models.caffe import caffe_msra_
-from superconv.models.lenet import caffe_xavier_
+from superconv.models.caffe import initialise, pooled_head
 
 SHORTCUTS = ("avgpool", "A", "B")
 
@@ -112,12 +111,8 @@ class CifarResNet(nn.Module):
                                          projection_kernel))
                 channels = width
         self.stages = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
-        if init == "caffe":
-            caffe_msra_(self)
-            caffe_xavier_(self.head)
-        elif init != "torch":
-            raise ValueError(f"model.init={init!r}; use 'caffe' (msra convs, xavier FC) or 'torch'")
+        self.head = pooled_head(channels, num_classes)
+        initialise(self, self.head, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))

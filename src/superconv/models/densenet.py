@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from superconv.models.caffe import caffe_msra_
-from superconv.models.lenet import caffe_xavier_
+from superconv.models.caffe import initialise, pooled_head
 
 
 def _bn_relu_conv(in_channels: int, out_channels: int, kernel: int, dropout: float,
@@ -60,12 +59,8 @@ class DenseNet(nn.Module):
                 layers += [_bn_relu_conv(channels, channels, 1, dropout, bn_momentum), nn.AvgPool2d(2, 2)]
         layers += [nn.BatchNorm2d(channels, momentum=bn_momentum), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
-        if init == "caffe":
-            caffe_msra_(self)
-            caffe_xavier_(self.head)
-        elif init != "torch":
-            raise ValueError(f"model.init={init!r}; use 'caffe' (msra convs, xavier FC) or 'torch'")
+        self.head = pooled_head(channels, num_classes)
+        initialise(self, self.head, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

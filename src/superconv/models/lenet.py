@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-
-def caffe_xavier_(module: nn.Module) -> None:
-    """Caffe's ``xavier`` filler: uniform(+-sqrt(3/fan_in)) weights, zero biases."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d | nn.Linear):
-            fan_in = layer.weight[0].numel()
-            bound = math.sqrt(3.0 / fan_in)
-            nn.init.uniform_(layer.weight, -bound, bound)
-            nn.init.zeros_(layer.bias)
+from superconv.models.caffe import caffe_xavier_
 
 
 class LeNet(nn.Module):
