@@ -22,6 +22,17 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 
 
+def subset_name(name: str, train_size: int, full_train_size: int, subset_seed: int) -> str:
+    """A prepared dataset's folder: ``cifar10``, or ``cifar10-10000`` (``-seed1``...) for a training subset,
+    so preparing a subset never replaces the full set."""
+    if train_size == full_train_size:
+        return name
+    return f"{name}-{train_size}" + (f"-seed{subset_seed}" if subset_seed else "")
+
+
+OmegaConf.register_new_resolver("superconv.subset_name", subset_name, replace=True)
+
+
 class ConfigError(ValueError):
     """A bad config value: the message names the key, the value and the fix."""
 

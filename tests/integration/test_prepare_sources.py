@@ -58,7 +58,7 @@ def test_cifar_archive_round_trips_exactly(tmp_path, caplog, name: str, train_si
     x, y, tx, ty = cifar_archive(tmp_path / "raw", name)
     with caplog.at_level(logging.WARNING):
         meta = prepare(tmp_path, [f"dataset={name}", f"dataset.root={tmp_path / 'raw'}",
-                                  f"dataset.train_size={train_size}"])
+                                  f"dataset.full_train_size={train_size}"])
     assert "is not the official archive" in caplog.text
     loaded = load_prepared(tmp_path / "prepared" / name)
     assert torch.equal(loaded.train.images, torch.from_numpy(x)) and loaded.train.labels.tolist() == y.tolist()
@@ -70,15 +70,15 @@ def test_cifar_archive_round_trips_exactly(tmp_path, caplog, name: str, train_si
 def test_limited_data_keeps_an_exact_stratified_subset_recorded_in_meta(tmp_path) -> None:
     x, y, _, _ = cifar_archive(tmp_path / "raw", "cifar10")
     common = ["dataset=cifar10", f"dataset.root={tmp_path / 'raw'}", "dataset.train_size=20"]
-    meta = prepare(tmp_path, [*common, "dataset.prepared_name=cifar10-20"])
+    meta = prepare(tmp_path, common)  # a subset gets its own folder: cifar10-20
     assert meta["train_size"] == 20 and meta["subset_seed"] == 0 and meta["class_counts"] == [2] * 10
     sub = load_prepared(tmp_path / "prepared" / "cifar10-20").train
     source = {img.tobytes(): label for img, label in zip(x, y, strict=True)}
     assert all(source[img.numpy().tobytes()] == label for img, label in zip(sub.images, sub.labels.tolist(),
                                                                             strict=True))
     prepare(tmp_path, [*common, "dataset.prepared_name=again"])
-    prepare(tmp_path, [*common, "dataset.prepared_name=other", "dataset.subset_seed=1"])
-    again, other = (load_prepared(tmp_path / "prepared" / n).train for n in ("again", "other"))
+    prepare(tmp_path, [*common, "dataset.subset_seed=1"])
+    again, other = (load_prepared(tmp_path / "prepared" / n).train for n in ("again", "cifar10-20-seed1"))
     assert torch.equal(again.images, sub.images) and not torch.equal(other.images, sub.images)
     with pytest.raises(DataError, match="train_size=25 is not a positive multiple of the 10 classes"):
         prepare(tmp_path, ["dataset=cifar10", f"dataset.root={tmp_path / 'raw'}", "dataset.train_size=25"])

@@ -31,7 +31,8 @@ def test_two_gloo_ranks_train_like_one_process_and_log_one_run(tmp_path, cli, da
     summary = json.loads((ddp / "summary.json").read_text())
     client = MlflowClient(mlflow_uri)
     exp = client.get_experiment_by_name("superconv")
-    parent = client.search_runs([exp.experiment_id], "tags.`superconv.study` = 'test_train_ddp'")
+    parent = client.search_runs([exp.experiment_id], "tags.`superconv.role` = 'study' and "
+                                "tags.`superconv.study` = 'test_train_ddp'")
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent[0].info.run_id}'")
     assert len(parent) == 1 and [c.info.run_id for c in children] == [summary["tracking_run_id"]]
     assert len(client.get_metric_history(summary["tracking_run_id"], "train_loss")) == 40, "rank 1 logged nothing"

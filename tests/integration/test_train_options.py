@@ -54,4 +54,7 @@ def test_iterations_to_target_is_the_first_evaluation_at_or_above_it(fp32) -> No
 @pytest.mark.slow
 def test_compiled_model_gives_the_eager_curve(fp32, tmp_path, data_root) -> None:
     compiled, _ = run(tmp_path, data_root, "compiled", "trainer.compile=true")
-    np.testing.assert_allclose(compiled["train_loss"], fp32[0]["train_loss"], rtol=1e-4, atol=1e-5)
+    # Inductor fuses and reorders float ops: the same curve to float tolerance, which the 1cycle peak LR
+    # amplifies over 30 iterations.
+    np.testing.assert_allclose(compiled["train_loss"].iloc[:10], fp32[0]["train_loss"].iloc[:10], rtol=1e-5)
+    np.testing.assert_allclose(compiled["train_loss"], fp32[0]["train_loss"], rtol=2e-2)
