@@ -75,13 +75,18 @@ def check_tracking(cfg: DictConfig) -> None:
     uri = str(cfg.tracking.uri)
     fix = "start the server, fix MLFLOW_TRACKING_URI / tracking.uri, or set tracking.enabled=false"
     if uri.startswith(("http://", "https://")):
+        import http.client
         import urllib.request
 
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as answer:
                 answer.read()
-        except OSError as err:
-            raise ConfigError(f"tracking.uri={uri} cannot be reached ({err}): {fix}.") from None
+        # OSError: refused, timed out, no such host, an HTTP error status (403 from a host allow-list);
+        # HTTPException: something that is not an HTTP server listens there (an SSH port, a database);
+        # ValueError: a malformed URI (http.client.InvalidURL, e.g. a non-numeric port).
+        except (OSError, http.client.HTTPException, ValueError) as err:
+            reason = " ".join(f"{type(err).__name__}: {err}".split())  # one line, whatever the server sent
+            raise ConfigError(f"tracking.uri={uri} cannot be reached ({reason}): {fix}.") from None
     elif uri.startswith("sqlite:///"):
         db_dir = Path(uri.removeprefix("sqlite:///")).parent
         if not db_dir.is_dir() or not os.access(db_dir, os.W_OK):

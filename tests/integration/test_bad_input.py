@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import socket
+import threading
+from collections.abc import Iterator
 
+import pytest
+from omegaconf import OmegaConf
+
+from superconv.config import ConfigError, check_tracking
 from tests.conftest import TINY
 
 CASES = [
@@ -70,3 +76,46 @@ def test_unknown_names_list_the_options(tmp_path, cli, override, group) -> None:
     assert proc.returncode != 0
     assert f"Could not find '{group}/" in proc.stderr and f"Available options in '{group}'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def not_http_port() -> Iterator[int]:
+    """A loopback port where something that is not HTTP answers (an SSH banner), as a mistyped port does."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_tracking_server_env_var_that_is_not_mlflow_fails_in_one_line(tmp_path, cli, data_root,
+                                                                      not_http_port) -> None:
+    """MLFLOW_TRACKING_URI (the way a shared server is chosen) pointing at a wrong port: exit 2, one line."""
+    uri = f"http://127.0.0.1:{not_http_port}"
+    out = tmp_path / "out"
+    proc = cli(["python", "pipelines/train.py", *TINY, f"out={out}", f"data_root={data_root}"],
+               env={"MLFLOW_TRACKING_URI": uri}, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(f"error: tracking.uri={uri} cannot be reached (")
+    assert "MLFLOW_TRACKING_URI" in proc.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:notaport", "http://", "https://127.0.0.1:9/",
+                                 "http://127.0.0.1:{not_http_port}/"])
+def test_check_tracking_names_any_unusable_http_uri(uri, not_http_port) -> None:
+    """Refused, malformed, or not HTTP at all: a ConfigError (exit 2 in the CLIs) on one line, no traceback."""
+    uri = uri.format(not_http_port=not_http_port)
+    with pytest.raises(ConfigError, match="cannot be reached") as err:
+        check_tracking(OmegaConf.create({"tracking": {"enabled": True, "uri": uri}}))
+    assert f"tracking.uri={uri} " in str(err.value) and "\n" not in str(err.value)
