@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from omegaconf import OmegaConf
@@ -119,3 +120,31 @@ def test_check_tracking_names_any_unusable_http_uri(uri, not_http_port) -> None:
     with pytest.raises(ConfigError, match="cannot be reached") as err:
         check_tracking(OmegaConf.create({"tracking": {"enabled": True, "uri": uri}}))
     assert f"tracking.uri={uri} " in str(err.value) and "\n" not in str(err.value)
+
+
+class _HostCheckingServer(BaseHTTPRequestHandler):
+    """What an MLflow >= 3.5 server answers a host name outside --allowed-hosts (see test_mlflow_server.py)."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the handler's API
+        ok = self.path == "/health"
+        body = b"OK" if ok else b"Invalid Host header - possible DNS rebinding attack detected"
+        self.send_response(200 if ok else 403)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_check_tracking_names_a_server_that_refuses_our_host_name() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostCheckingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(ConfigError, match="refuses the host name") as err:
+            check_tracking(OmegaConf.create({"tracking": {"enabled": True, "uri": uri}}))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert f"--allowed-hosts 127.0.0.1:{server.server_address[1]}" in str(err.value)
