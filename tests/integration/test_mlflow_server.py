@@ -1,8 +1,9 @@
-"""MLflow server mode: two training processes log concurrently to one `mlflow server` over HTTP.
+"""MLflow server mode and the submitit local launcher, in one sweep (to keep the suite's time down).
 
-The server is started as documented in docs/scale_out_cluster.md (loopback only, one worker, a SQLite
-backend, artifacts proxied by the server into --artifacts-destination) and checked only through HTTP.
-Its start-up (two imports of MLflow) is most of this module's time.
+An `mlflow server` is started as documented in docs/scale_out_cluster.md (loopback only, one worker, a
+SQLite backend, artifacts proxied into --artifacts-destination). A 2-point sweep (`seed=0,1`, one
+`study=`) runs through `hydra/launcher=local`: two training processes of pipelines/train.py at once, each
+logging over HTTP. Everything is then checked through HTTP: one parent, two complete children, artifacts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -26,6 +26,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import TINY
 
+# The server's start-up (two imports of MLflow) and the sweep's three Python processes: ~25 s of CPU.
+pytestmark = pytest.mark.slow
 ITERATIONS = 10
 
 
@@ -87,23 +89,27 @@ def mlflow_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def two_concurrent_runs(mlflow_server, tmp_path_factory, cli, data_root):
+def sweep_over_http(mlflow_server, tmp_path_factory, cli, data_root) -> list[Path]:
+    """Two training processes of pipelines/train.py at once, different seeds, the same study=, logging over
+    HTTP; started by the submitit local launcher (2-point -m sweep), which is itself under test here."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[cluster]'")
     uri, _ = mlflow_server
-    outs = tmp_path_factory.mktemp("server_runs")
-
-    def train(seed: int) -> Path:
-        out = outs / f"seed{seed}"
-        cli(["python", "pipelines/train.py", *TINY, f"seed={seed}", f"out={out}", f"data_root={data_root}",
-             f"trainer.max_iterations={ITERATIONS}", "trainer.log_every=2", "trainer.threads=1",
-             "study=server_mode"],
-            env={"MLFLOW_TRACKING_URI": uri})
-        return out
-
-    with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(train, (0, 1)))
+    sweep_dir = tmp_path_factory.mktemp("server_sweep") / "sweep"
+    cli(["python", "pipelines/train.py", "-m", *TINY, "seed=0,1", "study=server_mode", f"data_root={data_root}",
+         f"trainer.max_iterations={ITERATIONS}", "trainer.log_every=2", "trainer.threads=1",
+         "hydra/launcher=local", f"hydra.sweep.dir={sweep_dir}"], env={"MLFLOW_TRACKING_URI": uri})
+    return [sweep_dir / str(i) for i in range(2)]
 
 
-def test_one_parent_two_complete_children_over_http(mlflow_server, two_concurrent_runs) -> None:
+def test_local_launcher_ran_each_point_as_a_submitit_job(sweep_over_http) -> None:
+    sweep_dir = sweep_over_http[0].parent
+    assert [json.loads((out / "summary.json").read_text())["seed"] for out in sweep_over_http] == [0, 1]
+    job_logs = sorted((sweep_dir / ".submitit").glob("*/*_0_log.out"))
+    assert len(job_logs) == 2 and all("Job completed successfully" in p.read_text() for p in job_logs)
+    assert len(list((sweep_dir / ".submitit").glob("*/*_0_result.pkl"))) == 2
+
+
+def test_one_parent_two_complete_children_over_http(mlflow_server, sweep_over_http) -> None:
     uri, _ = mlflow_server
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("superconv")
@@ -113,7 +119,7 @@ def test_one_parent_two_complete_children_over_http(mlflow_server, two_concurren
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
     assert len(children) == 2
     by_id = {c.info.run_id: c for c in children}
-    for out in two_concurrent_runs:
+    for out in sweep_over_http:
         summary = json.loads((out / "summary.json").read_text())
         run = by_id[summary["tracking_run_id"]]
         assert run.info.status == "FINISHED"
@@ -123,11 +129,11 @@ def test_one_parent_two_complete_children_over_http(mlflow_server, two_concurren
         assert [m.value for m in history] == pytest.approx(metrics["train_loss"].tolist(), rel=1e-6)
 
 
-def test_artifacts_download_over_http_and_land_in_the_destination(mlflow_server, two_concurrent_runs,
+def test_artifacts_download_over_http_and_land_in_the_destination(mlflow_server, sweep_over_http,
                                                                   tmp_path) -> None:
     uri, root = mlflow_server
     client = MlflowClient(uri)
-    for out in two_concurrent_runs:
+    for out in sweep_over_http:
         run_id = json.loads((out / "summary.json").read_text())["tracking_run_id"]
         assert client.get_run(run_id).info.artifact_uri.startswith("mlflow-artifacts:/")
         for name in ("metrics.csv", "summary.json"):
