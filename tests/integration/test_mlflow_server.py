@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import TINY
 
-# The server's start-up (two imports of MLflow) and the sweep's three Python processes: ~25 s of CPU.
+# The server start-up (two imports of MLflow) and the sweep (three Python processes) take > 20 s.
 pytestmark = pytest.mark.slow
 ITERATIONS = 10
 
