@@ -25,7 +25,7 @@ def test_compare_runs_ours_and_bare_and_writes_the_ratios(tmp_path: Path, mlflow
     assert all(v > 0 for v in case["images_per_s"].values())
     for key in ("ours_over_bare", "ours_untracked_over_bare", "predicted_ours_over_bare"):
         assert case[key] > 0
-    assert {"mlflow_overhead", "mlflow_in_loop_share", "mlflow_run_open_close_s"} <= set(case)
+    assert {"mlflow_overhead", "mlflow_call_share", "mlflow_run_open_close_s"} <= set(case)
     assert case["iterations"] == 2 and case["total_batch"] == 8 and not case["diverged"]
     assert report["loop_overhead_us"]["bare_step_us"] > 0
     assert report["targets"] == {"ours_over_bare": 0.95, "mlflow_overhead": 0.02}
