@@ -13,44 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from superconv.config import compose_stage_config
 from superconv.data.prepared import DataError, load_prepared
 from superconv.data.sources_cifar import CIFAR_LAYOUTS, read_cifar
-from superconv.stages import prepare_stage
 from tests.conftest import ROOT
-
-rng = np.random.default_rng(0)
-
-
-def write_batch(path: Path, n: int, num_classes: int, label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file as the official archive stores it: uint8 rows of 3x32x32, channel-major."""
-    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-    labels = np.arange(n) % num_classes
-    rng.shuffle(labels)
-    names = [f"{i}.png" for i in range(n)]
-    blob = {"batch_label": "synthetic", "data": data, label_key: labels.tolist(), "filenames": names}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(blob))
-    return data.reshape(n, 3, 32, 32), labels
-
-
-def cifar_archive(root: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """CIFAR-10: two training batches of 20 + a test batch of 10; CIFAR-100: 200 train, 100 test."""
-    layout = CIFAR_LAYOUTS[name]
-    folder = root / layout.folder
-    if name == "cifar10":
-        parts = [write_batch(folder / f"data_batch_{i}", 20, 10, "labels") for i in (1, 2)]
-        test = write_batch(folder / "test_batch", 10, 10, "labels")
-    else:
-        parts = [write_batch(folder / "train", 200, 100, "fine_labels")]
-        test = write_batch(folder / "test", 100, 100, "fine_labels")
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), *test)
-
-
-def prepare(tmp_path: Path, overrides: list[str]) -> dict:
-    cfg = compose_stage_config("prepare", [f"data_root={tmp_path / 'prepared'}", f"raw_root={tmp_path / 'raw'}",
-                                           "dataset.download=false", *overrides])
-    return prepare_stage(cfg)
+from tests.synthetic import cifar_archive, image_folder, prepare
 
 
 @pytest.mark.parametrize("name,train_size", [("cifar10", 40), ("cifar100", 200)])
@@ -106,19 +72,6 @@ def test_prepare_cli_reads_a_local_cifar_root(tmp_path, cli) -> None:
     assert torch.equal(loaded.train.images, torch.from_numpy(x)) and loaded.train.labels.tolist() == y.tolist()
 
 
-def image_folder(root: Path, classes: list[str], per_class: int, suffix: str) -> dict[str, list[Path]]:
-    """Random RGB images 10 wide and 14 high, so loading must center-crop 2 rows off the top."""
-    files = {}
-    for wnid in classes:
-        (root / wnid).mkdir(parents=True)
-        files[wnid] = []
-        for i in range(per_class):
-            path = root / wnid / f"{wnid}_{i}{suffix}"
-            Image.fromarray(rng.integers(0, 256, (14, 10, 3), dtype=np.uint8)).save(path)
-            files[wnid].append(path)
-    return files
-
-
 def expected_crop(path: Path) -> torch.Tensor:
     """The file decoded by PIL, rows 2..11: the 10x10 center of a 10x14 image (no resize needed)."""
     return torch.from_numpy(np.array(Image.open(path).convert("RGB"))[2:12]).permute(2, 0, 1)
@@ -130,7 +83,7 @@ def test_imagenette_folder_is_decoded_cropped_and_labelled_in_wnid_order(tmp_pat
     train = image_folder(base / "train", wnids, 3, ".JPEG")
     val = image_folder(base / "val", wnids, 2, ".JPEG")
     meta = prepare(tmp_path, ["dataset=imagenette", f"dataset.root={tmp_path / 'raw'}", "dataset.image_size=10",
-                              "dataset.train_size=9", "dataset.num_classes=3"])
+                              "dataset.full_train_size=9", "dataset.num_classes=3"])
     loaded = load_prepared(tmp_path / "prepared" / "imagenette")
     for split, files in ((loaded.train, train), (loaded.test, val)):
         order = [(label, path) for label, wnid in enumerate(sorted(wnids)) for path in sorted(files[wnid])]
