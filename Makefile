@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: install install-test repro test lint mlflow-ui clean
+.PHONY: install install-test repro test lint mlflow-ui mlflow-server clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: install-test
 
 mlflow-ui:
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db
+
+# A shared tracking server on loopback (docs/scale_out_cluster.md): export MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+mlflow-server:
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --host 127.0.0.1 --port 5000 --workers 1 \
+		--backend-store-uri sqlite:///$(CURDIR)/mlflow-server.db --artifacts-destination $(CURDIR)/mlartifacts
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -79,6 +79,28 @@ def check_writable(key: str, directory: str) -> None:
                           "choose another.") from None
 
 
+def _check_host_allowed(uri: str) -> None:
+    """MLflow >= 3.5 servers answer /health to any Host header but refuse API calls (403) from host names
+    outside ``--allowed-hosts`` (default: localhost and private IPs); say so now rather than at the first
+    logging call. Any other answer of the probe is left to MLflow (e.g. 401 from an authenticating server)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1",
+                                    timeout=5):
+            return
+    except urllib.error.HTTPError as err:
+        if err.code == 403 and err.read(200).startswith(b"Invalid Host header"):
+            host = urllib.parse.urlparse(uri).netloc
+            raise ConfigError(f"tracking.uri={uri}: the MLflow server refuses the host name {host!r} (Invalid Host "
+                              f"header): start it with --allowed-hosts {host}, or reach it as localhost through an "
+                              "SSH tunnel.") from None
+    except Exception:  # the server answered /health; anything else is MLflow's to report
+        return
+
+
 def check_tracking(cfg: DictConfig) -> None:
     """Fail at start, not after training, when the MLflow store cannot be reached."""
     if not cfg.tracking.enabled:
@@ -86,13 +108,19 @@ def check_tracking(cfg: DictConfig) -> None:
     uri = str(cfg.tracking.uri)
     fix = "start the server, fix MLFLOW_TRACKING_URI / tracking.uri, or set tracking.enabled=false"
     if uri.startswith(("http://", "https://")):
+        import http.client
         import urllib.request
 
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as answer:
                 answer.read()
-        except OSError as err:
-            raise ConfigError(f"tracking.uri={uri} cannot be reached ({err}): {fix}.") from None
+        # OSError: refused, timed out, no such host, an HTTP error status (403 from a host allow-list);
+        # HTTPException: something that is not an HTTP server listens there (an SSH port, a database);
+        # ValueError: a malformed URI (http.client.InvalidURL, e.g. a non-numeric port).
+        except (OSError, http.client.HTTPException, ValueError) as err:
+            reason = " ".join(f"{type(err).__name__}: {err}".split())  # one line, whatever the server sent
+            raise ConfigError(f"tracking.uri={uri} cannot be reached ({reason}): {fix}.") from None
+        _check_host_allowed(uri)
     elif uri.startswith("sqlite:///"):
         db_dir = Path(uri.removeprefix("sqlite:///")).parent
         if not db_dir.is_dir() or not os.access(db_dir, os.W_OK):

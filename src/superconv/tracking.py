@@ -7,6 +7,7 @@ Metrics are buffered and sent with ``log_batch``: per-iteration curves cost one 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -116,12 +117,25 @@ def _client(cfg: DictConfig) -> Any:
     return client
 
 
+def artifact_root(uri: str, name: str) -> str | None:
+    """Artifact location of a new experiment in a SQLite store: ``<store dir>/mlruns/<name>``.
+
+    MLflow's default is ``<working dir>/mlruns/<id>``, fixed when the experiment is created. A queued
+    `dvc exp run` works in a temporary copy under .dvc/tmp/exps that DVC deletes afterwards, so an
+    experiment first created there would lose every artifact. Other stores (a server) choose themselves.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    store = Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
+    return str(store.parent / "mlruns" / re.sub(r"[^A-Za-z0-9._-]", "_", name))
+
+
 def _experiment_id(client: Any, name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=artifact_root(str(client.tracking_uri), name))
     except Exception:  # another process created it first
         return client.get_experiment_by_name(name).experiment_id
 

@@ -1,10 +1,18 @@
-"""`dvc repro` and `dvc exp run -S` of the real pipeline, in a temp git repo, on the tiny profile."""
+"""`dvc repro`, `dvc exp run -S`, a DVC remote and the experiment queue of the real pipeline, in one temp git
+repo, on the tiny profile.
+
+The tests share one reproduced repo (module scope; `--dist loadfile` keeps them on one worker) and run in file
+order: the remote and queue tests reuse the stages the earlier ones cached, so they add little time.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,6 +24,7 @@ pytestmark = pytest.mark.slow
 
 TINY_STUDY = {"experiment": "tiny_digits_lenet", "dataset": "digits", "study": "e2e_tiny",
               "runs": ["one_cycle", "inv"], "seeds": [0, 1], "overrides": ""}
+CAPPED = "trainer.max_iterations=8"
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +82,112 @@ def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None
 def test_exp_run_with_an_override_changes_the_metrics(reproduced) -> None:
     repo = reproduced
     before = json.loads((repo / "reports/metrics.json").read_text())["one_cycle_final_test_acc_mean"]
-    run_cli(["dvc", "exp", "run", "-n", "capped", "-S", "overrides='trainer.max_iterations=8'"], cwd=repo)
+    run_cli(["dvc", "exp", "run", "-n", "capped", "-S", f"overrides='{CAPPED}'"], cwd=repo)
     shown = json.loads(run_cli(["dvc", "exp", "show", "--json"], cwd=repo).stdout)
     capped = [run["data"]["metrics"]["reports/metrics.json"]["data"]["one_cycle_final_test_acc_mean"]
               for rev in shown for exp in rev.get("experiments") or [] for run in exp["revs"]
               if run["name"] == "capped"]
     assert len(capped) == 1, shown
     assert capped[0] < before - 5, (capped, before)
+
+
+def _commit_all(repo: Path, message: str) -> None:
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message]):
+        subprocess.run(cmd, cwd=repo, check=True)
+
+
+def _train_runs(client: MlflowClient, where: str = "") -> list:
+    exp = client.get_experiment_by_name("superconv")
+    return client.search_runs([exp.experiment_id], "tags.`superconv.role` = 'train' and "
+                              f"tags.`superconv.study` = '{TINY_STUDY['study']}'{where}", max_results=1000)
+
+
+def test_a_pushed_repo_reproduces_nothing_in_a_second_clone(reproduced, tmp_path, mlflow_uri) -> None:
+    """Second-machine reuse: local directory remote, push, git clone, pull; the clone is up to date as is."""
+    first, second = reproduced, tmp_path / "second"
+    run_cli(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "dvc-storage")], cwd=first)
+    _commit_all(first, "tiny study results and the shared remote")  # dvc.lock, reports/, .dvc/config
+    run_cli(["dvc", "push"], cwd=first)
+    subprocess.run(["git", "clone", "-q", str(first), str(second)], check=True)
+    client = MlflowClient(mlflow_uri)
+    runs_before = len(_train_runs(client))
+    run_cli(["dvc", "pull"], cwd=second)
+    assert "Data and pipelines are up to date" in run_cli(["dvc", "status"], cwd=second).stdout
+    repro = run_cli(["dvc", "repro"], cwd=second).stdout
+    stages = yaml.safe_load((second / "dvc.lock").read_text())["stages"]
+    assert "Running stage" not in repro, repro
+    assert repro.count("didn't change, skipping") == len(stages) >= 9, repro
+    assert len(_train_runs(client)) == runs_before  # nothing trained
+    files = sorted(p.relative_to(first) for p in (first / "results").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in (second / "results").rglob("*") if p.is_file())
+    assert len([f for f in files if f.parent.parent.name == "train" and f.name == "metrics.csv"]) == 6
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+
+
+QUEUE_TIMEOUT_S = 900
+
+
+def _queue_status(repo: Path) -> dict[str, str]:
+    """Task name -> status, from `dvc queue status` ("Task  Name  Created  Status" rows)."""
+    rows = {}
+    for line in run_cli(["dvc", "queue", "status"], cwd=repo).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[-1] in {"Queued", "Running", "Success", "Failed"}:
+            rows[parts[1]] = parts[-1]
+    return rows
+
+
+def test_queued_ablations_on_two_workers_log_every_step_to_one_store(reproduced, tmp_path, mlflow_uri) -> None:
+    """`dvc exp run --queue` + `dvc queue start -j 2`: both succeed, and the one SQLite store has every step.
+
+    Each ablation trains one new run (`step`, one seed); prepare, the range test and the range-test-fed run are
+    cached by the earlier tests, so the two workers only train and report.
+    """
+    repo = reproduced
+    assert mlflow_uri.startswith("sqlite:////"), "queued experiments run under .dvc/tmp/exps: use an absolute store"
+    ablations = {"abl-step-0": 0, "abl-step-1": 1}
+    for name, seed in ablations.items():
+        run_cli(["dvc", "exp", "run", "--queue", "-n", name, "-S", "runs=[step]", "-S", f"seeds=[{seed}]",
+                 "-S", f"overrides='{CAPPED}'"], cwd=repo)
+    run_cli(["dvc", "queue", "start", "-j", "2"], cwd=repo)
+    deadline, done, status = time.monotonic() + QUEUE_TIMEOUT_S, False, {}
+    try:
+        while not done and time.monotonic() < deadline:
+            time.sleep(3)
+            status = _queue_status(repo)
+            done = ablations.keys() <= status.keys() and all(status[n] in ("Success", "Failed") for n in ablations)
+    finally:
+        run_cli(["dvc", "queue", "stop", *([] if done else ["--kill"])], cwd=repo, check=False)
+    logs = {n: run_cli(["dvc", "queue", "logs", n], cwd=repo, check=False).stdout for n in ablations}
+    workers = "".join(p.read_text(errors="replace") for p in (repo / ".dvc/tmp/exps/celery").glob("*.out"))
+    assert done and all(status[n] == "Success" for n in ablations), (status, logs, workers[-5000:])
+    for text in (*logs.values(), workers):
+        assert "database is locked" not in text and "FileLocked" not in text, text[-5000:]
+
+    shown = json.loads(run_cli(["dvc", "exp", "show", "--json"], cwd=repo).stdout)
+    found = {run["name"]: run for rev in shown for exp in rev.get("experiments") or [] for run in exp["revs"]
+             if run["name"] in ablations}
+    assert found.keys() == ablations.keys(), shown
+    client = MlflowClient(mlflow_uri)
+    parents = set()
+    for name, seed in ablations.items():
+        assert found[name].get("error") is None, found[name]
+        data = found[name]["data"]
+        assert data["params"]["params.yaml"]["data"]["seeds"] == [seed]
+        metrics = data["metrics"]["reports/metrics.json"]["data"]
+        assert metrics["step_n"] == 1, metrics
+        runs = _train_runs(client, f" and tags.`superconv.run` = 'step' and tags.`superconv.seed` = '{seed}'")
+        assert len(runs) == 1, runs
+        run = runs[0]
+        assert run.info.status == "FINISHED"
+        assert metrics["step_final_test_acc_mean"] == pytest.approx(run.data.metrics["final_test_acc"])
+        parents.add(run.data.tags["mlflow.parentRunId"])
+        local = client.download_artifacts(run.info.run_id, "metrics.csv", str(tmp_path / name))
+        with open(local, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 8  # CAPPED
+        history = sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda m: m.step)
+        assert [m.step for m in history] == [int(r["iteration"]) for r in rows]  # every step, exactly once
+        assert [m.value for m in history] == pytest.approx([float(r["train_loss"]) for r in rows])
+    assert len(parents) == 1  # both under the study's one parent run
