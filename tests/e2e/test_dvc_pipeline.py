@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -151,10 +152,11 @@ def test_queued_ablations_on_two_workers_log_every_step_to_one_store(reproduced,
         run_cli(["dvc", "exp", "run", "--queue", "-n", name, "-S", "runs=[step]", "-S", f"seeds=[{seed}]",
                  "-S", f"overrides='{CAPPED}'"], cwd=repo)
     run_cli(["dvc", "queue", "start", "-j", "2"], cwd=repo)
-    deadline, done, status = time.monotonic() + QUEUE_TIMEOUT_S, False, {}
+    started = time.monotonic()
+    deadline, done, status = started + QUEUE_TIMEOUT_S, False, {}
     try:
         while not done and time.monotonic() < deadline:
-            time.sleep(3)
+            time.sleep(5)
             status = _queue_status(repo)
             done = ablations.keys() <= status.keys() and all(status[n] in ("Success", "Failed") for n in ablations)
     finally:
@@ -162,6 +164,8 @@ def test_queued_ablations_on_two_workers_log_every_step_to_one_store(reproduced,
     logs = {n: run_cli(["dvc", "queue", "logs", n], cwd=repo, check=False).stdout for n in ablations}
     workers = "".join(p.read_text(errors="replace") for p in (repo / ".dvc/tmp/exps/celery").glob("*.out"))
     assert done and all(status[n] == "Success" for n in ablations), (status, logs, workers[-5000:])
+    if (elapsed := time.monotonic() - started) > 300:  # once took 853 s (vs ~140 s) on a loaded machine
+        warnings.warn(f"the queue took {elapsed:.0f} s; worker logs:\n{workers[-4000:]}", stacklevel=1)
     for text in (*logs.values(), workers):
         assert "database is locked" not in text and "FileLocked" not in text, text[-5000:]
 
