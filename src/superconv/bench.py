@@ -301,7 +301,11 @@ class TinyNet(torch.nn.Module):
 def loop_overhead(case: Case, *, iterations: int, threads: int, device: torch.device, repeats: int,
                   tracking_uri: str, workdir: Path, system_metrics: bool = True) -> dict[str, float]:
     """Per-iteration cost of our loop itself (schedule, bookkeeping, flushes, tqdm, MLflow), step excluded:
-    ours minus bare on TinyNet at batch 1, medians of interleaved repeats, in microseconds."""
+    ours minus bare on TinyNet at batch 1, medians of interleaved repeats, in microseconds. A small constant LR
+    and no divergence guard keep every run at ``iterations`` (a batch-1 loss can spike past the guard)."""
+    case = Case(case.name, (*case.overrides, "schedule=constant", "trainer.divergence_factor=null",
+                            f"++recipe.constant={{unit: iteration, length: {iterations}, base_lr: 1.0e-4, "
+                            "momentum: 0.9}"), 1, iterations)
     cfg = case_config(case, iterations, 1, threads, str(device), None, tracking_uri, system_metrics)
     with open_dict(cfg):
         cfg.model = {"_target_": f"{__name__}.TinyNet", "in_channels": cfg.dataset.channels,
@@ -313,9 +317,11 @@ def loop_overhead(case: Case, *, iterations: int, threads: int, device: torch.de
     seconds: dict[str, list[float]] = {name: [] for name in runners}
     for r in range(repeats + 1):  # the first round warms up
         for name in VARIANTS[r % 3:] + VARIANTS[:r % 3]:
-            took = runners[name]()["seconds"]
+            run = runners[name]()
+            if run["iterations"] != iterations:
+                raise RuntimeError(f"the {name} loop-overhead run stopped after {run['iterations']} of {iterations}")
             if r:
-                seconds[name].append(took)
+                seconds[name].append(run["seconds"])
     us = {name: 1e6 * _median(values) / iterations for name, values in seconds.items()}
     return {"iterations": iterations, "log_every": cfg.trainer.log_every, "bare_step_us": us["bare"],
             "tracked_us": us["ours_tracked"] - us["bare"], "untracked_us": us["ours_untracked"] - us["bare"]}
@@ -366,7 +372,7 @@ def compare_main(argv: list[str]) -> dict[str, Any]:
                 warmup_iterations=args.warmup_iterations, tracking_uri=uri, workdir=workdir,
                 system_metrics=not args.no_system_metrics, show_progress=args.show_progress))
         with _progress_sink(args.show_progress):
-            overhead = loop_overhead(CASES[names[0]], iterations=args.overhead_iterations, threads=args.threads,
+            overhead = loop_overhead(CASES["lenet_mnist"], iterations=args.overhead_iterations, threads=args.threads,
                                      device=device, repeats=args.repeats, tracking_uri=uri, workdir=workdir,
                                      system_metrics=not args.no_system_metrics)
     for r in results:  # what the loop's own cost predicts for the case's step time

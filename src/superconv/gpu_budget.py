@@ -175,6 +175,7 @@ class Rate:
     source: str
     train_flops_per_image: float | None = None
     input_shape: tuple[int, ...] | None = None
+    batch: int | None = None  # the batch it was measured at
 
 
 def positive(key: str, value: Any) -> float:
@@ -206,7 +207,8 @@ def rates_from_throughput(report: Mapping[str, Any]) -> dict[str, Rate]:
     """Rates of a ``python -m superconv.bench throughput`` JSON."""
     source = f"measured on {report['device']} ({report['amp']})"
     return {name: Rate(positive(f"{name}.images_per_s", r["images_per_s"]), r.get("eval_images_per_s"), source,
-                       r.get("train_flops_per_image"), tuple(r["input_shape"]) if "input_shape" in r else None)
+                       r.get("train_flops_per_image"), tuple(r["input_shape"]) if "input_shape" in r else None,
+                       r.get("batch"))
             for name, r in report["models"].items()}
 
 
@@ -257,6 +259,9 @@ def budget(presets: list[str], rates: Mapping[str, Rate], seeds: int = DEFAULT_S
                 notes.append(f"{name} / {plan.policy}: {plan.model} was measured at "
                              f"{'x'.join(map(str, rate.input_shape))}, the preset uses "
                              f"{'x'.join(map(str, plan.input_shape))}")
+            if rate.batch is not None and rate.batch != plan.total_batch:
+                notes.append(f"{name} / {plan.policy}: {plan.model} was measured at batch {rate.batch}, the preset "
+                             f"trains at total batch {plan.total_batch} (images/s depend on the batch, most on a CPU)")
             if rate.eval_images_per_s is None:
                 notes.append(f"{name} / {plan.policy}: evaluation at {EVAL_SPEEDUP_ASSUMED:g}x the training "
                              "images/s (assumed: none measured)")
