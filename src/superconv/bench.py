@@ -160,9 +160,9 @@ class TimedTracker(Tracker):
         with self._timed():
             super().log_metrics(metrics, step)
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = True) -> list[list[Any]]:
         with self._timed():
-            super().flush()
+            return super().flush(wait)
 
 
 @contextlib.contextmanager
@@ -181,7 +181,7 @@ def run_ours(cfg: DictConfig, data: Any, test: Any, tracked: bool, workdir: Path
 
     seconds: the whole ``train()`` call less its evaluation: model and optimizer built, the loop, the final
     metrics flush to MLflow and the final checkpoint. (``TrainResult.wall_s``, which summary.json's images/s
-    uses, stops before that flush and save; it is kept as ``loop_s``.)"""
+    uses, counts the loop, its checkpoints and that final save but not the model build; it is kept as ``loop_s``.)"""
     seed_everything(cfg.seed, cfg.trainer.threads)
     schedule = build_schedule(cfg.schedule, iterations_per_epoch(cfg))
     run_cfg = cfg.copy()

@@ -2,7 +2,8 @@
 
 Only rank 0 talks to MLflow. Child runs are created with the ``mlflow.parentRunId`` tag, so a parent
 found by its study name can collect children from separate processes (DVC stages, sweep points).
-Metrics are buffered and sent with ``log_batch``: per-iteration curves cost one call per flush.
+Metrics are buffered and sent with ``log_batch``: per-iteration curves cost one call per flush, and
+the training loop's flushes run in MLflow's background thread (``synchronous=False``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Tracker:
         self.client = client
         self.run_id = run_id
         self._buffer: list[Any] = []
+        self._in_flight: list[Any] = []
         self._flush_every = flush_every
         self.failure: str | None = None
 
@@ -79,11 +81,38 @@ class Tracker:
         if self._flush_every is not None and len(self._buffer) >= self._flush_every:
             self.flush()
 
-    def flush(self) -> None:
-        if self.active and self._buffer:
-            for start in range(0, len(self._buffer), 1000):
-                self.client.log_batch(self.run_id, metrics=self._buffer[start : start + 1000])
-            self._buffer = []
+    def flush(self, wait: bool = True) -> list[list[Any]]:
+        """Send the buffered metrics; with ``wait=False`` MLflow's background thread sends them.
+
+        The previous background send is waited for first, so at most one flush is ever unconfirmed: the
+        one returned (as ``[key, value, timestamp, step]`` rows). A checkpoint keeps those rows and a
+        resumed run ``resend``s them: a kill -9 during the send loses no step, and the SQL store (local
+        or behind a server) ignores the exact duplicates.
+        """
+        if not self.active:
+            return []
+        self.wait()
+        sent, self._buffer = self._buffer, []
+        for start in range(0, len(sent), 1000):
+            operation = self.client.log_batch(self.run_id, metrics=sent[start : start + 1000], synchronous=wait)
+            if not wait:
+                self._in_flight.append(operation)
+        return [] if wait else [[m.key, m.value, m.timestamp, m.step] for m in sent]
+
+    def wait(self) -> None:
+        """Block until every background send has reached the store."""
+        for operation in self._in_flight:
+            operation.wait()
+        self._in_flight = []
+
+    def resend(self, rows: list[list[Any]]) -> None:
+        """Send again the rows of a flush that a killed run could not confirm (exact duplicates are ignored)."""
+        if self.active and rows:
+            from mlflow.entities import Metric
+
+            metrics = [Metric(key, float(value), int(timestamp), int(step)) for key, value, timestamp, step in rows]
+            for start in range(0, len(metrics), 1000):
+                self.client.log_batch(self.run_id, metrics=metrics[start : start + 1000])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if self.active and Path(path).exists():

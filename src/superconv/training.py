@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ class TrainResult:
     evaluations: list[dict[str, float]] = field(default_factory=list)
 
 
+TRAIN_COLUMNS = METRIC_COLUMNS[:5]  # the per-iteration columns; test_* come from the evaluations
+
+
 @dataclass
 class LoopState:
     """Everything besides model/optimizer that a resumed run needs to continue exactly."""
@@ -52,6 +55,26 @@ class LoopState:
     eval_s: float = 0.0
     wall_s: float = 0.0
     first_loss: float | None = None
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """The state with its rows as one float64 tensor per column: a list of 80k row dicts took seconds to
+        copy and pickle at every checkpoint, the tensors milliseconds (and round-trip every float exactly)."""
+        payload = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rows"}
+        payload["columns"] = {c: torch.tensor([r[c] for r in self.rows], dtype=torch.float64) for c in TRAIN_COLUMNS}
+        return payload
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict[str, Any]) -> LoopState:
+        if "columns" not in payload:  # a checkpoint written before the columns format keeps its row dicts
+            return cls(**payload)
+        columns = [payload["columns"][c].tolist() for c in TRAIN_COLUMNS]
+        rows = [{**dict(zip(TRAIN_COLUMNS, values, strict=True)), "test_loss": None, "test_acc": None}
+                for values in zip(*columns, strict=True)]
+        for row in rows:
+            row["iteration"] = int(row["iteration"])
+        for done in payload["evaluations"]:
+            rows[int(done["iteration"])].update(test_loss=done["test_loss"], test_acc=done["test_acc"])
+        return cls(rows=rows, **{k: v for k, v in payload.items() if k != "columns"})
 
 
 @dataclass(frozen=True)
@@ -93,7 +116,8 @@ def train(cfg: DictConfig, train_data: DeviceData, test_data: DeviceData, schedu
         if precision.scaler is not None and "scaler" in resume:
             precision.scaler.load_state_dict(resume["scaler"])
         restore_rng(resume["rng"])
-        state = LoopState(**resume["loop"])
+        state = LoopState.from_checkpoint(resume["loop"])
+        tracker.resend(resume.get("tracking_unconfirmed", []))
     n = schedule.iterations if cfg.trainer.max_iterations is None else min(schedule.iterations,
                                                                            int(cfg.trainer.max_iterations))
     per_epoch = len(train_data) / settings.total_batch
@@ -103,18 +127,22 @@ def train(cfg: DictConfig, train_data: DeviceData, test_data: DeviceData, schedu
     pending: list[tuple[int, float, float, torch.Tensor]] = []
     segment_start = time.perf_counter()
 
-    def checkpoint(next_iteration: int, complete: bool) -> None:
+    def checkpoint(next_iteration: int, complete: bool) -> float:
+        """Save; return the clock reading up to which ``state.wall_s`` counts (the save itself is timed
+        into the next segment, or by the caller at the end)."""
+        now = time.perf_counter()
         state.iteration, state.first_loss = next_iteration, guard.first
-        state.wall_s += time.perf_counter() - segment_start
-        tracker.flush()
+        state.wall_s += now - segment_start
+        unconfirmed = tracker.flush(wait=complete)
         if is_rank0():
             payload = {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(),
-                       "loop": asdict(state), "complete": complete, "fingerprint": fingerprint,
-                       "tracking_run_id": tracker.run_id}
+                       "loop": state.to_checkpoint(), "complete": complete, "fingerprint": fingerprint,
+                       "tracking_run_id": tracker.run_id, "tracking_unconfirmed": unconfirmed}
             if precision.scaler is not None:
                 payload["scaler"] = precision.scaler.state_dict()
             save_checkpoint(checkpoint_path, payload)
         barrier()  # no rank exits (and has torchrun stop the others) while rank 0 is still writing
+        return now
 
     bar = tqdm(total=n, initial=state.iteration, desc=f"train {schedule.policy}", mininterval=2.0,
                disable=not (settings.progress and is_rank0()), dynamic_ncols=True)
@@ -149,8 +177,7 @@ def train(cfg: DictConfig, train_data: DeviceData, test_data: DeviceData, schedu
                 state.evaluations.append({"iteration": it, "test_loss": result.loss, "test_acc": result.accuracy})
                 tracker.log_metrics({"test_loss": result.loss, "test_acc": result.accuracy}, step=it)
             if periodic or stopping:
-                checkpoint(it + 1, complete=False)
-                segment_start = time.perf_counter()
+                segment_start = checkpoint(it + 1, complete=False)
                 if stopping:
                     bar.close()
                     raise StopRequested(stop[0] if stop else signal.SIGTERM, it, checkpoint_path)
@@ -159,7 +186,7 @@ def train(cfg: DictConfig, train_data: DeviceData, test_data: DeviceData, schedu
                             acc=f"{state.evaluations[-1]['test_acc']:.2f}" if state.evaluations else "-",
                             img_s=f"{(it + 1) * settings.total_batch / max(elapsed, 1e-9):.0f}")
     bar.close()
-    checkpoint(len(state.rows), complete=True)
+    state.wall_s += time.perf_counter() - checkpoint(len(state.rows), complete=True)  # the final save counts
     return TrainResult(state.rows, net, optimizer, len(state.rows), guard.reason, state.wall_s, state.eval_s,
                        state.evaluations)
 
