@@ -2,6 +2,12 @@
 
 Both sides read the same synthetic CIFAR-shaped uint8 images and produce normalised float batches with
 a random 32x32 crop (padding 4) and a horizontal flip. Run: ``python -m superconv.bench_loader``.
+
+The same run then measures data time against step time while training the CIFAR ResNet-20 preset
+(``experiment=paper_cifar10_resnet20``, built as the train stage builds it): per iteration, (a) producing
+the augmented, normalised batch on the device and (b) ``engine.sgd_step`` on it, for our ``DeviceData.batch``
+and for torchvision's DataLoader (0 and 2 workers), with flip and crop+flip augmentation. Issue 4's target is
+data time < 5 % of step time. Figures only: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -9,18 +15,25 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from superconv.config import compose_stage_config
 from superconv.data.augment import Augment
 from superconv.data.loader import DeviceData
 from superconv.data.prepared import Split
+from superconv.engine import Precision, build_training_model, seed_everything, set_hyperparameters, sgd_step
 from superconv.io import write_json
+from superconv.optim import build_optimizer
 
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
 
@@ -75,28 +88,162 @@ def dataloader_images_per_s(split: Split, batch: int, epochs: int, workers: int)
     return seen / (time.perf_counter() - start)
 
 
+# ---------------------------------------------------------------- data time vs step time (ResNet-20 training)
+PRESET = "paper_cifar10_resnet20"
+STEP_AUGMENTS = ("flip", "crop_flip")
+LOADERS = ("device_resident", "dataloader_0_workers", "dataloader_2_workers")
+
+
+def preset_batch() -> int:
+    """The ResNet-20 preset's total batch (1000, inherited from paper_cifar10_resnet56)."""
+    return int(compose_stage_config("train", [f"experiment={PRESET}"]).trainer.total_batch)
+
+
+def step_config(batch: int, augment: str, device: str) -> DictConfig:
+    """The train stage's config for the ResNet-20 preset at ``batch`` with ``conf/augment/<augment>.yaml``."""
+    return compose_stage_config("train", [f"experiment={PRESET}", f"augment={augment}",
+                                          f"trainer.total_batch={batch}", f"trainer.device={device}",
+                                          "tracking.enabled=false"])
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def torchvision_transform(cfg: DictConfig) -> T.Compose:
+    """torchvision's equivalent of ``cfg.augment`` (zero-padded crop, flip), then ToTensor + Normalize."""
+    aug, steps = cfg.augment, []
+    if aug.crop_padding:
+        steps.append(T.RandomCrop(int(cfg.dataset.image_size), padding=int(aug.crop_padding),
+                                  padding_mode="constant" if aug.pad_mode == "zero" else "reflect"))
+    if aug.flip:
+        steps.append(T.RandomHorizontalFlip())
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(list(cfg.dataset.mean), list(cfg.dataset.std))])
+
+
+def _dataloader_batches(split: Split, cfg: DictConfig, device: torch.device,
+                        workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless shuffled DataLoader batches moved to ``device`` (NHWC when the trainer asks for it)."""
+    loader = DataLoader(PilImages(split, torchvision_transform(cfg)), batch_size=int(cfg.trainer.total_batch),
+                        shuffle=True, drop_last=True, num_workers=workers, persistent_workers=workers > 0,
+                        pin_memory=device.type == "cuda")
+    memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
+    while True:
+        for x, y in loader:
+            yield (x.to(device, non_blocking=True, memory_format=memory_format),
+                   y.to(device, non_blocking=True))
+
+
+def _next(stream: Iterator[tuple[torch.Tensor, torch.Tensor]], _iteration: int) -> tuple[
+        torch.Tensor, torch.Tensor]:
+    return next(stream)
+
+
+def time_data_and_step(next_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]], cfg: DictConfig,
+                       device: torch.device, iterations: int, warmup: int) -> dict[str, float]:
+    """Mean seconds per iteration of ``next_batch(k)`` (data) and of ``engine.sgd_step`` on it (step).
+
+    A fresh ResNet-20 and optimizer as the train stage builds them; the two clocks are read alternately
+    in the same iterations (after ``warmup`` untimed ones), with the device synchronised before each read.
+    """
+    seed_everything(int(cfg.seed))
+    net, model = build_training_model(cfg, device)
+    optimizer = build_optimizer(cfg.optimizer, net)
+    set_hyperparameters(optimizer, 0.1, 0.9)  # the triangular recipe's starting LR; any finite LR times alike
+    precision = Precision.for_device(device, cfg.trainer.amp)
+    model.train()
+    data_s = step_s = 0.0
+    for k in range(warmup + iterations):
+        _synchronize(device)
+        start = time.perf_counter()
+        x, y = next_batch(k)
+        _synchronize(device)
+        ready = time.perf_counter()
+        sgd_step(model, optimizer, x, y, precision)
+        _synchronize(device)
+        done = time.perf_counter()
+        if k >= warmup:
+            data_s += ready - start
+            step_s += done - ready
+    data_s, step_s = data_s / iterations, step_s / iterations
+    return {"data_ms": 1e3 * data_s, "step_ms": 1e3 * step_s, "data_over_step": data_s / step_s,
+            "data_percent_of_step": 100.0 * data_s / step_s,
+            "images_per_s": int(cfg.trainer.total_batch) / (data_s + step_s)}
+
+
+def data_vs_step(split: Split, batch: int, iterations: int, warmup: int, device: torch.device,
+                 augments: tuple[str, ...] = STEP_AUGMENTS, workers: tuple[int, ...] = (0, 2)) -> dict[str, Any]:
+    """{augment: {loader: timings}} for ours (``DeviceData.batch``) and the DataLoader at each worker count."""
+    results: dict[str, Any] = {}
+    for augment in augments:
+        cfg = step_config(batch, augment, device.type)
+        ds = cfg.dataset
+        data = DeviceData(split, device, input_scale=ds.input_scale, mean=list(ds.mean), std=list(ds.std),
+                          seed=int(cfg.seed), channels_last=bool(cfg.trainer.channels_last),
+                          augment=Augment.from_config(cfg.augment))
+        results[augment] = {}
+        for name, w in [("device_resident", None), *((f"dataloader_{w}_workers", w) for w in workers)]:
+            if w is None:
+                stream = None
+                next_batch = partial(data.batch, total_batch=batch)
+            else:  # one DataLoader (and its workers) at a time
+                stream = _dataloader_batches(split, cfg, device, w)
+                next_batch = partial(_next, stream)
+            timing = time_data_and_step(next_batch, cfg, device, iterations, warmup)
+            if stream is not None:
+                stream.close()  # ends the DataLoader iterator and its persistent workers
+            results[augment][name] = {k: round(v, 6) if isinstance(v, float) else v for k, v in timing.items()}
+    return results
+
+
+def _print_data_vs_step(results: dict[str, Any], batch: int, iterations: int) -> None:
+    print(f"ResNet-20 training, batch {batch}, mean of {iterations} iterations: data time vs sgd_step time "
+          "(issue 4 target: data < 5 % of step)")
+    print(f"{'augment':<10} {'loader':<22} {'data ms':>10} {'step ms':>10} {'data/step':>10} {'% of step':>10}")
+    for augment, by_loader in results.items():
+        for name, r in by_loader.items():
+            print(f"{augment:<10} {name:<22} {r['data_ms']:>10.2f} {r['step_ms']:>10.2f} "
+                  f"{r['data_over_step']:>10.4f} {r['data_percent_of_step']:>9.2f}%")
+
+
 def main(argv: list[str] | None = None) -> dict[str, float | int | str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch of both parts (default: the ResNet-20 preset's total_batch, 1000)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of this process (DataLoader workers use one each)")
+    parser.add_argument("--iterations", type=int, default=20, help="timed ResNet-20 iterations per variant")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed ResNet-20 iterations first")
+    parser.add_argument("--step-workers", default="0,2", help="DataLoader worker counts of the step comparison")
+    parser.add_argument("--augments", default=",".join(STEP_AUGMENTS), help="conf/augment names to time")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench_loader.json"))
     args = parser.parse_args(argv)
+    batch = args.batch or preset_batch()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     split = synthetic_cifar(args.images)
-    ours = device_images_per_s(split, args.batch, args.epochs, torch.device(args.device))
-    theirs = dataloader_images_per_s(split, args.batch, args.epochs, args.workers)
-    result = {"images": args.images, "batch": args.batch, "epochs": args.epochs, "workers": args.workers,
-              "device": args.device, "torch_threads": torch.get_num_threads(),
-              "device_resident_images_per_s": round(ours, 1), "dataloader_images_per_s": round(theirs, 1),
-              "ratio": round(ours / theirs, 2)}
+    ours = device_images_per_s(split, batch, args.epochs, device)
+    theirs = dataloader_images_per_s(split, batch, args.epochs, args.workers)
     print(f"device-resident + batched crop/flip: {ours:,.0f} images/s\n"
           f"torchvision DataLoader ({args.workers} workers): {theirs:,.0f} images/s\n"
-          f"ratio: {ours / theirs:.1f}x  -> {args.out}")
+          f"ratio: {ours / theirs:.1f}x")
+    workers = tuple(int(w) for w in args.step_workers.split(",") if w != "")
+    augments = tuple(a for a in args.augments.split(",") if a)
+    steps = data_vs_step(split, batch, args.iterations, args.warmup, device, augments, workers)
+    _print_data_vs_step(steps, batch, args.iterations)
+    result = {"images": args.images, "batch": batch, "epochs": args.epochs, "workers": args.workers,
+              "device": args.device, "torch_threads": torch.get_num_threads(),
+              "device_resident_images_per_s": round(ours, 1), "dataloader_images_per_s": round(theirs, 1),
+              "ratio": round(ours / theirs, 2),
+              "data_vs_step": {"model": f"experiment={PRESET} (CIFAR ResNet-20)", "batch": batch,
+                               "iterations": args.iterations, "warmup": args.warmup,
+                               "target_percent": 5.0, "results": steps}}
+    print(f"-> {args.out}")
     write_json(args.out, result)
     return result
 
