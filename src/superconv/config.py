@@ -50,6 +50,14 @@ def iterations_per_epoch(cfg: DictConfig) -> float:
     return cfg.dataset.train_size / cfg.trainer.total_batch
 
 
+def report_names(cfg: DictConfig, experiment: str | None, schedule: str) -> tuple[str | None, str]:
+    """The (experiment, run) summary.json carries: published.yaml's names (a preset's ``report_experiment`` and
+    ``run_names``), so the report sets the run beside its published row; else the preset's and schedule's names."""
+    name = OmegaConf.select(cfg, "report_experiment", default=None) or experiment
+    run = OmegaConf.select(cfg, f"run_names.{schedule}", default=None) or schedule
+    return name, str(run)
+
+
 def require_resolvable(cfg: DictConfig, key: str) -> None:
     """Resolve ``key`` fully; a missing recipe value becomes an error that says what to set."""
     try:
