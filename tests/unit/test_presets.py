@@ -112,7 +112,8 @@ ITERATIONS = [
       for n in (50000, 30000, 20000, 10000) for policy, its in (("triangular", 10_000), ("multistep", 80_000))],
     *[("paper_cifar10_resnet56_1cycle", "one_cycle", [f"row.one_cycle={r}"], 9277)
       for r in ("cm9585", "m95", "m90", "m85")],
-    *[("paper_cifar10_resnet56_1cycle", "constant", [f"row.constant={r}"], 9277) for r in ("m95", "m90", "m85")],
+    *[("paper_cifar10_resnet56_1cycle", "constant", [f"row.constant={r}"], 9277)
+      for r in ("cm9585", "m95", "m90", "m85")],
     ("paper_cifar10_wrn", "one_cycle", ["row.one_cycle=25ep"], round(25 * PER_EPOCH)),
     ("paper_cifar10_wrn", "one_cycle", ["row.one_cycle=50ep"], 4882),
     ("paper_cifar10_wrn", "one_cycle", ["row.one_cycle=100ep"], round(100 * PER_EPOCH)),
@@ -168,7 +169,7 @@ REPORT_ROWS = {
     **{("paper_cifar10_resnet56_1cycle", "one_cycle", m): ("p2_table1_cm", f"one_cycle_{m}", P2)
        for m in ("m95", "m90", "m85")},
     **{("paper_cifar10_resnet56_1cycle", "constant", m): ("p2_table1_cm", f"const_{m}", P2)
-       for m in ("m95", "m90", "m85")},
+       for m in ("cm9585", "m95", "m90", "m85")},
 }
 
 
@@ -408,3 +409,15 @@ def test_range_test_stage_composes_with_the_fig2b_preset() -> None:
 def test_range_tests_of_the_other_paper1_nets(preset: str, end_lr: float, iterations: int) -> None:
     rt = compose_stage_config("range_test", [f"experiment={preset}"]).range_test
     assert (rt.start_lr, rt.end_lr, rt.iterations) == (0.0, end_lr, iterations)
+
+
+def test_constant_lr_with_cyclical_momentum_row() -> None:
+    """Paper 2 Table 1's LR 0.1 with CM 0.95-0.85/41: Caffe's momentum cycle over P = 4,003 iterations under a flat LR,
+    the later half-amplitude cycle included; the constant-momentum rows stay flat."""
+    _, schedule = _compose("paper_cifar10_resnet56_1cycle", "constant", "row.constant=cm9585")
+    momenta = [schedule.momentum_at(it) for it in (0, 2001, 4003, 6004, 8006, 9277 - 1)]
+    assert momenta == pytest.approx([0.95, 0.95 - 0.1 * 2001 / 4003, 0.85, 0.95 - 0.1 * 2002 / 4003, 0.95,
+                                     0.95 - 0.05 * 1270 / 4003])
+    assert {schedule.lr_at(it) for it in (0, 4003, 9276)} == {0.1}
+    _, flat = _compose("paper_cifar10_resnet56_1cycle", "constant", "row.constant=m90")
+    assert {flat.momentum_at(it) for it in (0, 4003, 9276)} == {0.9}
