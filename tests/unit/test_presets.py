@@ -421,3 +421,19 @@ def test_constant_lr_with_cyclical_momentum_row() -> None:
     assert {schedule.lr_at(it) for it in (0, 4003, 9276)} == {0.1}
     _, flat = _compose("paper_cifar10_resnet56_1cycle", "constant", "row.constant=m90")
     assert {flat.momentum_at(it) for it in (0, 4003, 9276)} == {0.9}
+
+
+@pytest.mark.parametrize("policy", ["one_cycle", "step"])
+def test_imagenet_preset_runs_on_the_full_set(policy: str) -> None:
+    """dataset=imagenet: 1000 classes, the full training set (no subset folder), the published ImageNet rows."""
+    cfg = compose_stage_config("train", ["experiment=paper_imagenet_resnet50", f"schedule={policy}",
+                                         "dataset=imagenet"])
+    validate_train(cfg)
+    assert (cfg.dataset.num_classes, cfg.dataset.train_size, cfg.dataset.prepared_name) == (
+        1000, 1_281_167, "imagenet-64px")
+    assert _classifier(instantiate(cfg.model)).out_features == 1000
+    experiment, run = report_names(cfg, "paper_imagenet_resnet50", policy)
+    row = matched_row(load_reference(), {"experiment": experiment, "base_run": run, "train_size": None})
+    assert row is not None and row["dataset"] == "ImageNet"
+    schedule = build_schedule(cfg.schedule, iterations_per_epoch(cfg))
+    assert schedule.iterations == {"one_cycle": 200_000, "step": 1_300_000}[policy] * 1_281_167 // 1_280_000
