@@ -4,14 +4,16 @@ import hydra
 from omegaconf import DictConfig
 
 from superconv.cli import hydra_choice, run_guarded, sweep_defaults
+from superconv.config import report_names
 from superconv.stages import train_stage
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     study = sweep_defaults(cfg) or "adhoc"
-    run_name = hydra_choice("schedule", cfg.schedule.policy)
-    summary = run_guarded(lambda: train_stage(cfg, run_name, study, hydra_choice("experiment", None)))
+    experiment, run_name = report_names(cfg, hydra_choice("experiment", None),
+                                        hydra_choice("schedule", cfg.schedule.policy))
+    summary = run_guarded(lambda: train_stage(cfg, run_name, study, experiment))
     return summary["final_test_acc"]
 
 

@@ -50,6 +50,14 @@ def iterations_per_epoch(cfg: DictConfig) -> float:
     return cfg.dataset.train_size / cfg.trainer.total_batch
 
 
+def report_names(cfg: DictConfig, experiment: str | None, schedule: str) -> tuple[str | None, str]:
+    """The (experiment, run) summary.json carries: published.yaml's names (a preset's ``report_experiment`` and
+    ``run_names``), so the report sets the run beside its published row; else the preset's and schedule's names."""
+    name = OmegaConf.select(cfg, "report_experiment", default=None) or experiment
+    run = OmegaConf.select(cfg, f"run_names.{schedule}", default=None) or schedule
+    return name, str(run)
+
+
 def require_resolvable(cfg: DictConfig, key: str) -> None:
     """Resolve ``key`` fully; a missing recipe value becomes an error that says what to set."""
     try:
@@ -65,6 +73,12 @@ def require_resolvable(cfg: DictConfig, key: str) -> None:
 def _positive(key: str, value: Any) -> None:
     if value is None or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{key}={value!r} must be a finite number > 0.")
+
+
+def _momentum(key: str, value: Any) -> None:
+    """SGD momentum is a fraction of the last step kept: 1 never forgets a gradient, above 1 or below 0 diverges."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ConfigError(f"{key}={value!r} must be in [0, 1): a number >= 0 and below 1.")
 
 
 def check_writable(key: str, directory: str) -> None:
@@ -167,10 +181,10 @@ def validate_train(cfg: DictConfig) -> None:
         raise ConfigError(
             f"schedule.min_lr={schedule.min_lr} is above schedule.max_lr={schedule.max_lr}: swap them."
         )
-    for key in ("momentum", "momentum_min"):
-        m = schedule.get(key)
-        if m is not None and not 0 <= m < 1:
-            raise ConfigError(f"schedule.{key}={m!r} must be in [0, 1).")
+    _momentum("optimizer.momentum", cfg.optimizer.get("momentum", 0.0))
+    _momentum("schedule.momentum", schedule.get("momentum"))
+    if schedule.get("momentum_min") is not None:
+        _momentum("schedule.momentum_min", schedule.momentum_min)
     _positive("schedule.length", schedule.length)
     for key in ("div", "div_final", "div_factor", "final_div_factor"):
         if key in schedule:
@@ -231,8 +245,7 @@ def validate_range_test(cfg: DictConfig) -> None:
                           "is null: set eval_every or pick a loss rule (valley, steepest, min_loss_div10).")
     if not isinstance(rt.min_lr_divisor, int | float) or rt.min_lr_divisor < 1:
         raise ConfigError(f"range_test.min_lr_divisor={rt.min_lr_divisor!r} must be >= 1 (min_lr = max_lr / it).")
-    if not 0 <= rt.momentum < 1:
-        raise ConfigError(f"range_test.momentum={rt.momentum!r} must be in [0, 1).")
+    _momentum("range_test.momentum", rt.momentum)
     if not 0 <= rt.smooth_beta < 1:
         raise ConfigError(f"range_test.smooth_beta={rt.smooth_beta!r} must be in [0, 1).")
     for key in ("stop_factor", "diverge_factor"):

@@ -30,7 +30,7 @@ from superconv.optim import build_optimizer
 from superconv.range_rules import suggestion
 from superconv.range_test import CURVE_COLUMNS, classification_step, held_out_evaluation, run_range_test
 from superconv.schedules import build_schedule
-from superconv.tracking import tracked_run
+from superconv.tracking import Tracker, tracked_run
 from superconv.training import METRIC_COLUMNS, summarize, train
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,27 @@ def apply_lr_from(cfg: DictConfig) -> str:
     return str(path)
 
 
+def train_sizes(cfg: DictConfig) -> dict[str, int]:
+    """Training images used and the dataset's full size: the report tells limited-data rows apart by them."""
+    size = int(cfg.dataset.train_size)
+    return {"train_size": size, "full_train_size": int(OmegaConf.select(cfg.dataset, "full_train_size",
+                                                                        default=size))}
+
+
+def log_curves(tracker: Tracker, frame: pd.DataFrame, title: str) -> None:
+    """Log the run's curves figure and always close it: pyplot keeps every figure alive until closed, so sweeps
+    in one process (and failed uploads) would pile them up."""
+    import matplotlib.pyplot as plt
+
+    from superconv.report.figures import run_curves_figure
+
+    figure = run_curves_figure(frame, title)
+    try:
+        tracker.log_figure(figure, "curves.png")
+    finally:
+        plt.close(figure)
+
+
 def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
                 experiment: str | None = None) -> dict[str, Any]:
     """Validate, train, and write metrics.csv, summary.json and checkpoint.pt into ``cfg.out``."""
@@ -147,7 +168,8 @@ def _train(cfg: DictConfig, run_name: str, default_study: str, experiment: str |
                      resume_run_id=resume["tracking_run_id"] if resume else None) as tracker:
         result = train(cfg, train_data, test_data, schedule, tracker, out / "checkpoint.pt", resume, fingerprint)
         summary = {**summarize(result, cfg, schedule), "run": run_name, "seed": cfg.seed, "experiment": experiment,
-                   "policy": schedule.policy, "lr_source": lr_source, "dataset_source": meta["source"],
+                   "policy": schedule.policy, **train_sizes(cfg), "lr_source": lr_source,
+                   "dataset_source": meta["source"],
                    "dataset_sha256": meta["sha256"]["train.pt"], "tracking_run_id": tracker.run_id,
                    "resumed": resume is not None,
                    "schedule": OmegaConf.to_container(cfg.schedule, resolve=True)}
@@ -155,9 +177,7 @@ def _train(cfg: DictConfig, run_name: str, default_study: str, experiment: str |
             frame = pd.DataFrame(result.rows, columns=METRIC_COLUMNS)
             atomic_write(out / "metrics.csv", lambda p: frame.to_csv(p, index=False))
             write_json(out / "summary.json", summary)
-            from superconv.report.figures import run_curves_figure
-
-            tracker.log_figure(run_curves_figure(frame, f"{run_name} seed {cfg.seed}"), "curves.png")
+            log_curves(tracker, frame, f"{run_name} seed {cfg.seed}")
             for name in ("metrics.csv", "summary.json"):
                 tracker.log_artifact(out / name)
             tracker.log_metrics({k: summary[k] for k in ("final_test_acc", "best_test_acc", "images_per_s",

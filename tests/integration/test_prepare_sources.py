@@ -113,3 +113,18 @@ def test_imagenet_subset_draws_classes_and_images_by_seed(tmp_path) -> None:
     assert len({img.numpy().tobytes() for img in split.images}) == 6
     assert torch.equal(subset(0)[1].images, split.images)
     assert not torch.equal(subset(3)[1].images, split.images)
+
+
+def test_full_imagenet_takes_every_class_and_checks_the_count(tmp_path) -> None:
+    """dataset=imagenet on a tiny ImageFolder: all classes in wnid order, val labelled as train, resized once."""
+    wnids = ["n02", "n00", "n01"]
+    train = image_folder(tmp_path / "raw" / "train", wnids, 2, ".JPEG")
+    image_folder(tmp_path / "raw" / "val", wnids, 1, ".JPEG")
+    common = ["dataset=imagenet", f"dataset.root={tmp_path / 'raw'}", "dataset.image_size=10"]
+    meta = prepare(tmp_path, [*common, "dataset.num_classes=3", "dataset.full_train_size=6"])
+    assert meta["split_sizes"] == {"train": 6, "test": 3} and meta["image_size"] == 10
+    split = load_prepared(tmp_path / "prepared" / "imagenet-10px").train
+    assert split.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert torch.equal(split.images, torch.stack([expected_crop(p) for w in sorted(wnids) for p in train[w]]))
+    with pytest.raises(DataError, match="has 3 classes but dataset.num_classes=1000"):
+        prepare(tmp_path, [*common, "dataset.full_train_size=6"])

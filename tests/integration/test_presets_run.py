@@ -100,7 +100,6 @@ def test_every_policy_of_the_preset_trains_two_iterations(workdir: Path, preset:
         cfg = compose_stage_config("train", [f"experiment={preset}", f"schedule={policy}", *TINY_RUN, *dataset,
                                              f"data_root={workdir / 'prepared'}", f"out={out}"])
         summary = train_stage(cfg, policy, experiment=preset)
-        plt.close("all")  # the run's curves figure stays open when tracking is off
         metrics = pd.read_csv(out / "metrics.csv")
         assert len(metrics) == 2, (preset, policy)
         losses = [*metrics["train_loss"], metrics["test_loss"].iloc[-1]]

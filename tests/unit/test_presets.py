@@ -12,8 +12,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from superconv.config import CONF_DIR, PROJECT_ROOT, compose_stage_config, iterations_per_epoch, validate_train
+from superconv.config import (
+    CONF_DIR,
+    PROJECT_ROOT,
+    compose_stage_config,
+    iterations_per_epoch,
+    report_names,
+    validate_train,
+)
 from superconv.models import count_parameters
+from superconv.report.reference import load_reference
+from superconv.report.tables import matched_row
 from superconv.schedules import Schedule, build_schedule
 
 CLR_PC = ["triangular", "multistep"]
@@ -103,7 +112,8 @@ ITERATIONS = [
       for n in (50000, 30000, 20000, 10000) for policy, its in (("triangular", 10_000), ("multistep", 80_000))],
     *[("paper_cifar10_resnet56_1cycle", "one_cycle", [f"row.one_cycle={r}"], 9277)
       for r in ("cm9585", "m95", "m90", "m85")],
-    *[("paper_cifar10_resnet56_1cycle", "constant", [f"row.constant={r}"], 9277) for r in ("m95", "m90", "m85")],
+    *[("paper_cifar10_resnet56_1cycle", "constant", [f"row.constant={r}"], 9277)
+      for r in ("cm9585", "m95", "m90", "m85")],
     ("paper_cifar10_wrn", "one_cycle", ["row.one_cycle=25ep"], round(25 * PER_EPOCH)),
     ("paper_cifar10_wrn", "one_cycle", ["row.one_cycle=50ep"], 4882),
     ("paper_cifar10_wrn", "one_cycle", ["row.one_cycle=100ep"], round(100 * PER_EPOCH)),
@@ -142,7 +152,7 @@ def _published(group: str, run: str, train_size: int | None = None, experiment: 
 
 
 # (preset, policy, row) -> the report's published row (group, run[, experiment]): the presets' numbers are the report's.
-P2 = "paper2_cifar10_resnet56"  # the report's name for paper 2 Table 1's ResNet-56 rows
+P2 = "paper_cifar10_resnet56_1cycle"  # the report's experiment for paper 2 Table 1's ResNet-56 rows
 REPORT_ROWS = {
     **{("paper_cifar10_wrn", "one_cycle", f"{e}ep"): ("table2_wrn", f"one_cycle_{e}ep") for e in (25, 50, 100)},
     **{("paper_cifar10_wrn", "multistep", f"{e}ep"): ("table2_wrn", f"step_{e}ep") for e in (100, 200, 400, 800)},
@@ -155,11 +165,11 @@ REPORT_ROWS = {
     ("paper_mnist_lenet_budgets", "one_cycle", "12ep"): ("table2_mnist", "one_cycle"),
     **{("paper_mnist_lenet_budgets", "one_cycle", f"{e}ep"): ("table2_mnist", f"one_cycle_{e}ep")
        for e in (25, 50, 85)},
-    ("paper_cifar10_resnet56_1cycle", "one_cycle", "cm9585"): ("p2_table1_cm", "one_cycle_cm", P2),
+    ("paper_cifar10_resnet56_1cycle", "one_cycle", "cm9585"): ("p2_table1_cm", "one_cycle_cm9585", P2),
     **{("paper_cifar10_resnet56_1cycle", "one_cycle", m): ("p2_table1_cm", f"one_cycle_{m}", P2)
        for m in ("m95", "m90", "m85")},
     **{("paper_cifar10_resnet56_1cycle", "constant", m): ("p2_table1_cm", f"const_{m}", P2)
-       for m in ("m95", "m90", "m85")},
+       for m in ("cm9585", "m95", "m90", "m85")},
 }
 
 
@@ -176,9 +186,51 @@ def test_every_row_maps_to_the_reports_published_value() -> None:
     assert found == set(REPORT_ROWS)
 
 
+# (preset, policy) with no published row on purpose: sweeps whose values are UNVERIFIED, other libraries' readings
+# of a row, the tiny profile. Every other preset, policy and row must land on a row of published.yaml.
+NO_PUBLISHED_ROW = {
+    *[(p, s) for p in ("paper_cifar10_resnet56_stepsize", "paper_cifar10_resnet56_max_lr") for s in CLR_PC],
+    ("paper_cifar10_resnet56_1cycle", "torch_one_cycle"), ("paper_cifar10_resnet56_1cycle", "fastai_one_cycle"),
+    *[("tiny_digits_lenet", s) for s in PRESETS["tiny_digits_lenet"]],
+}
+LIMITED_SIZES = (50000, 40000, 30000, 20000, 10000)
+
+
+def _named_points() -> list[tuple[str, str, list[str]]]:
+    """Every (preset, policy, overrides) a study runs: each row of the preset's rows table, each limited size."""
+    points = []
+    for preset, policies in PRESETS.items():
+        for policy in policies:
+            rows = _config(preset).get("rows", {}).get(policy, {})
+            variants = [[f"row.{policy}={r}"] for r in rows] or [[]]
+            if preset == "paper_cifar10_resnet56_limited":
+                variants = [[f"dataset.train_size={n}"] for n in LIMITED_SIZES]
+            points += [(preset, policy, v) for v in variants]
+    return points
+
+
+def test_every_preset_run_lands_on_its_published_row() -> None:
+    """summary.json's experiment/run (and train_size) find the published row: renaming a preset, a row or a run
+    name without published.yaml fails here."""
+    ref, keys = load_reference(), set()
+    for preset, policy, overrides in _named_points():
+        cfg = _config(preset, policy, *overrides)
+        experiment, run = report_names(cfg, preset, policy)
+        size = cfg.dataset.train_size
+        summary = {"experiment": experiment, "base_run": run,
+                   "train_size": size if size < cfg.dataset.get("full_train_size", size) else None}
+        row = matched_row(ref, summary)
+        if (preset, policy) in NO_PUBLISHED_ROW:
+            assert row is None, (preset, policy, overrides, row and row["key"])
+            continue
+        assert row is not None, f"{preset} {policy} {overrides}: no published row {experiment}/{run} @{size}"
+        keys.add(row["key"])
+    assert len(keys) >= 50  # distinct rows: budgets, momenta and sizes are told apart
+
+
 def test_baseline_targets_are_the_published_rows() -> None:
     targets = {"paper_cifar10_resnet56": ("p1_fig1a", "pc", None),
-               "paper_cifar100_resnet56_clr": ("p1_other_nets", "pc", "paper_cifar100_resnet56"),
+               "paper_cifar100_resnet56_clr": ("p1_other_nets", "pc", "paper_cifar100_resnet56_clr"),
                "paper_imagenet_resnet50": ("imagenet", "standard", "paper_imagenet_resnet50"),
                "paper_mnist_lenet_budgets": ("table2_mnist", "inv", None)}
     for preset, (group, run, experiment) in targets.items():
@@ -357,3 +409,31 @@ def test_range_test_stage_composes_with_the_fig2b_preset() -> None:
 def test_range_tests_of_the_other_paper1_nets(preset: str, end_lr: float, iterations: int) -> None:
     rt = compose_stage_config("range_test", [f"experiment={preset}"]).range_test
     assert (rt.start_lr, rt.end_lr, rt.iterations) == (0.0, end_lr, iterations)
+
+
+def test_constant_lr_with_cyclical_momentum_row() -> None:
+    """Paper 2 Table 1's LR 0.1 with CM 0.95-0.85/41: Caffe's momentum cycle over P = 4,003 iterations under a flat LR,
+    the later half-amplitude cycle included; the constant-momentum rows stay flat."""
+    _, schedule = _compose("paper_cifar10_resnet56_1cycle", "constant", "row.constant=cm9585")
+    momenta = [schedule.momentum_at(it) for it in (0, 2001, 4003, 6004, 8006, 9277 - 1)]
+    assert momenta == pytest.approx([0.95, 0.95 - 0.1 * 2001 / 4003, 0.85, 0.95 - 0.1 * 2002 / 4003, 0.95,
+                                     0.95 - 0.05 * 1270 / 4003])
+    assert {schedule.lr_at(it) for it in (0, 4003, 9276)} == {0.1}
+    _, flat = _compose("paper_cifar10_resnet56_1cycle", "constant", "row.constant=m90")
+    assert {flat.momentum_at(it) for it in (0, 4003, 9276)} == {0.9}
+
+
+@pytest.mark.parametrize("policy", ["one_cycle", "step"])
+def test_imagenet_preset_runs_on_the_full_set(policy: str) -> None:
+    """dataset=imagenet: 1000 classes, the full training set (no subset folder), the published ImageNet rows."""
+    cfg = compose_stage_config("train", ["experiment=paper_imagenet_resnet50", f"schedule={policy}",
+                                         "dataset=imagenet"])
+    validate_train(cfg)
+    assert (cfg.dataset.num_classes, cfg.dataset.train_size, cfg.dataset.prepared_name) == (
+        1000, 1_281_167, "imagenet-64px")
+    assert _classifier(instantiate(cfg.model)).out_features == 1000
+    experiment, run = report_names(cfg, "paper_imagenet_resnet50", policy)
+    row = matched_row(load_reference(), {"experiment": experiment, "base_run": run, "train_size": None})
+    assert row is not None and row["dataset"] == "ImageNet"
+    schedule = build_schedule(cfg.schedule, iterations_per_epoch(cfg))
+    assert schedule.iterations == {"one_cycle": 200_000, "step": 1_300_000}[policy] * 1_281_167 // 1_280_000

@@ -137,3 +137,18 @@ def test_gap_grows_regresses_the_gain_on_training_set_size(tmp_path) -> None:
     assert v.verdict == "reproduced"
     assert f"{fit.slope * 10000:+.2f} pp per 10k" in v.statistic and "10000: +9.00" in v.evidence
     assert "10000: +9.2" in v.published  # 80.6 - 71.4 from the rows
+
+
+def test_stage_train_sizes_place_limited_runs_on_their_sized_rows(tmp_path) -> None:
+    """Summaries as the train stage writes them (train_size and full_train_size always): full-data runs keep their
+    plain names and the Fig 1a rows, each subset lands on its Table 1 row."""
+    ref = load_reference()
+    exp = "paper_cifar10_resnet56"
+    for size in (50000, 40000, 10000):
+        for run in ("clr", "pc"):
+            write_run(tmp_path, run, 0, [85.0], experiment=exp, train_size=size, full_train_size=50000)
+    runs = load_run_dirs(tmp_path.iterdir())
+    ran = accuracy_table(runs, ref).query("n > 0").set_index("run")
+    assert ran.loc["clr", "key"] == f"{exp}/clr" and ran.loc["pc", "key"] == f"{exp}/pc"
+    assert ran.loc["clr [train_size=40000]", "key"] == f"{exp}/clr@40000"
+    assert ran.loc["pc [train_size=10000]", "published_mean"] == 71.4

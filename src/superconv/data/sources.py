@@ -27,7 +27,12 @@ import torch
 
 from superconv.data.prepared import DataError, Split
 from superconv.data.sources_cifar import cifar_from_download, cifar_from_local
-from superconv.data.sources_imagefolder import fastai_from_download, fastai_from_local, imagenet_subset_from_local
+from superconv.data.sources_imagefolder import (
+    fastai_from_download,
+    fastai_from_local,
+    imagenet_from_local,
+    imagenet_subset_from_local,
+)
 from superconv.io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -144,6 +149,7 @@ SOURCES: dict[str, dict[str, Callable[[Any, Path], tuple[Split, Split]]]] = {
     "cifar100": {"local": cifar_from_local, "download": cifar_from_download},
     "imagenette": {"local": fastai_from_local, "download": fastai_from_download},
     "imagewoof": {"local": fastai_from_local, "download": fastai_from_download},
+    "imagenet": {"local": imagenet_from_local},
     "imagenet_subset": {"local": imagenet_subset_from_local},
 }
 

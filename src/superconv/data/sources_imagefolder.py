@@ -83,6 +83,20 @@ def fastai_from_download(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
     return fastai_from_local(cfg, raw_root)
 
 
+def imagenet_from_local(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
+    """Every class of a local ImageNet; the class count must be ``dataset.num_classes`` (a partial copy would
+    otherwise train a smaller problem under ImageNet's name and published rows)."""
+    root = Path(cfg.root)
+    if not (root / "train").is_dir() or not (root / "val").is_dir():
+        raise DataError(f"no ImageNet under {root}: expected {root}/train/<wnid>/*.JPEG and "
+                        f"{root}/val/<wnid>/*.JPEG (ImageFolder layout)")
+    wnids, _ = find_classes(str(root / "train"))
+    if len(wnids) != int(cfg.num_classes):
+        raise DataError(f"{root}/train has {len(wnids)} classes but dataset.num_classes={cfg.num_classes}: "
+                        "complete the copy, or use dataset=imagenet_subset for a class subset")
+    return read_split_folders(root, int(cfg.image_size))
+
+
 def imagenet_subset_from_local(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
     """``dataset.classes`` wnids and ``dataset.images_per_class`` training images each, drawn by
     ``dataset.subset_seed`` from a local ImageNet; the test split is every val image of those classes."""

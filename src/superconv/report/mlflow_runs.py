@@ -77,10 +77,12 @@ def run_record(client: Any, run: Any) -> tuple[dict[str, Any], pd.DataFrame]:
     iterations = int(frame["train_loss"].notna().sum())
     epochs = frame.loc[frame["train_loss"].notna(), "epoch"].max()
     failed = run.info.status == "FAILED"
+    size = _number(params.get("train_size") or params.get("dataset.train_size"))
     summary = {
         "run": _tag(run, "superconv.run") or run.info.run_name, "seed": int(_tag(run, "superconv.seed") or 0),
         "experiment": _tag(run, "superconv.experiment"), "policy": params.get("schedule.policy"),
-        "train_size": _number(params.get("train_size")),
+        "train_size": size,  # a dataset without full_train_size has no subsets: its size is the full one
+        "full_train_size": _number(params.get("dataset.full_train_size")) or size,
         "final_test_acc": final.get("final_test_acc", evals["test_acc"].iloc[-1] if len(evals) else None),
         "best_test_acc": final.get("best_test_acc", evals["test_acc"].max() if len(evals) else None),
         "iterations": iterations, "epochs": float(epochs) if pd.notna(epochs) else math.nan,

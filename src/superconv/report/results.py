@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,15 @@ def lookup(summary: Mapping[str, Any], key: str) -> Any:
     return value
 
 
+def limited_size(summary: Mapping[str, Any]) -> int | None:
+    """train_size when the run used a subset, None for the full training set (the report's convention: a run
+    without train_size is a full-data run); summaries without full_train_size keep theirs."""
+    size, full = summary.get("train_size"), summary.get("full_train_size")
+    if size is None or (isinstance(size, float) and math.isnan(size)):
+        return None
+    return None if full is not None and int(size) >= int(full) else int(size)
+
+
 def run_label(summary: Mapping[str, Any], label_keys: Iterable[str]) -> str:
     """The run name, extended with the values of ``label_keys`` (how a sweep's points tell apart).
 
@@ -60,6 +70,7 @@ def build_runset(records: list[tuple[dict[str, Any], pd.DataFrame]], label_keys:
     label_keys = list(label_keys)
     summaries, metrics = [], []
     for summary, frame in records:
+        summary = {**summary, "train_size": limited_size(summary)}
         row = {**SUMMARY_DEFAULTS, **summary, "base_run": summary["run"], "run": run_label(summary, label_keys)}
         row["diverged"] = bool(row["diverged"])
         summaries.append({k: v for k, v in row.items() if not isinstance(v, Mapping)})
