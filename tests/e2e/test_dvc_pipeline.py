@@ -24,7 +24,7 @@ from tests.conftest import ROOT, run_cli
 pytestmark = pytest.mark.slow
 
 TINY_STUDY = {"experiment": "tiny_digits_lenet", "dataset": "digits", "study": "e2e_tiny",
-              "runs": ["one_cycle", "inv"], "seeds": [0, 1], "overrides": ""}
+              "runs": ["one_cycle", "inv"], "seeds": [0], "overrides": ""}  # one seed: every stage kind
 CAPPED = "trainer.max_iterations=8"
 
 
@@ -53,7 +53,7 @@ def reproduced(repo):
 
 def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None:
     repo = reproduced
-    for run in ("one_cycle-0", "one_cycle-1", "inv-0", "inv-1"):
+    for run in ("one_cycle-0", "inv-0"):
         assert (repo / "results/train" / run / "metrics.csv").is_file()
     assert (repo / "results/range_test/tiny_digits_lenet/suggestion.json").is_file()
     report = (repo / "reports/report.md").read_text()
@@ -63,8 +63,8 @@ def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["one_cycle_final_test_acc_mean"] > 80
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert {"prepare", "range_test", "train@one_cycle-0", "train@inv-1", "train_lr_from_range_test@1",
-            "report"} <= set(lock["stages"])
+    assert set(lock["stages"]) == {"prepare", "range_test", "train@one_cycle-0", "train@inv-0",
+                                   "train_lr_from_range_test@0", "report"}
     found = json.loads((repo / "results/range_test/tiny_digits_lenet/suggestion.json").read_text())
     fed = json.loads((repo / "results/train/one_cycle_lr_from_range_test-0/summary.json").read_text())
     assert fed["schedule"]["max_lr"] == found["max_lr"] and fed["run"] == "one_cycle_lr_from_range_test"
@@ -76,7 +76,7 @@ def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None
                                 "tags.`superconv.study` = 'e2e_tiny'")
     assert len(parent) == 1
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent[0].info.run_id}'")
-    assert sorted(c.data.tags["superconv.role"] for c in children) == ["range_test"] + ["train"] * 6
+    assert sorted(c.data.tags["superconv.role"] for c in children) == ["range_test"] + ["train"] * 3
     assert "report/report.md" in {a.path for a in client.list_artifacts(parent[0].info.run_id, "report")}
 
 
@@ -117,11 +117,11 @@ def test_a_pushed_repo_reproduces_nothing_in_a_second_clone(reproduced, tmp_path
     repro = run_cli(["dvc", "repro"], cwd=second).stdout
     stages = yaml.safe_load((second / "dvc.lock").read_text())["stages"]
     assert "Running stage" not in repro, repro
-    assert repro.count("didn't change, skipping") == len(stages) >= 9, repro
+    assert repro.count("didn't change, skipping") == len(stages) == 6, repro
     assert len(_train_runs(client)) == runs_before  # nothing trained
     files = sorted(p.relative_to(first) for p in (first / "results").rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in (second / "results").rglob("*") if p.is_file())
-    assert len([f for f in files if f.parent.parent.name == "train" and f.name == "metrics.csv"]) == 6
+    assert len([f for f in files if f.parent.parent.name == "train" and f.name == "metrics.csv"]) == 3
     for rel in files:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
 
@@ -142,8 +142,8 @@ def _queue_status(repo: Path) -> dict[str, str]:
 def test_queued_ablations_on_two_workers_log_every_step_to_one_store(reproduced, tmp_path, mlflow_uri) -> None:
     """`dvc exp run --queue` + `dvc queue start -j 2`: both succeed, and the one SQLite store has every step.
 
-    Each ablation trains one new run (`step`, one seed); prepare, the range test and the range-test-fed run are
-    cached by the earlier tests, so the two workers only train and report.
+    Each ablation trains one new run (`step`, one seed); prepare and the capped range test are cached by the
+    earlier tests, so the two workers train (seed 1 also its range-test-fed run) and report.
     """
     repo = reproduced
     assert mlflow_uri.startswith("sqlite:////"), "queued experiments run under .dvc/tmp/exps: use an absolute store"
