@@ -24,10 +24,12 @@ repro: install
 
 test: install-test
 	$(BIN)/python -m ruff check src pipelines tests
+	$(BIN)/lint-imports  # the layers and import rules: [tool.importlinter] in pyproject.toml
 	$(BIN)/python -m pytest
 
 lint: install-test
 	$(BIN)/python -m ruff check src pipelines tests
+	$(BIN)/lint-imports
 
 mlflow-ui:
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db

@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from superconv.cli import run_guarded, sweep_defaults
-from superconv.stages import range_test_stage
+from superconv.stages.cli import run_guarded, sweep_defaults
+from superconv.stages.range_test import range_test_stage
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="range_test")

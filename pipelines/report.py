@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from superconv.cli import run_guarded
-from superconv.stages import report_stage
+from superconv.stages.cli import run_guarded
+from superconv.stages.report import report_stage
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="report")

@@ -3,9 +3,9 @@
 import hydra
 from omegaconf import DictConfig
 
-from superconv.cli import hydra_choice, run_guarded, sweep_defaults
-from superconv.config import report_names
-from superconv.stages import train_stage
+from superconv.stages.cli import hydra_choice, run_guarded, sweep_defaults
+from superconv.stages.config import report_names
+from superconv.stages.train import train_stage
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from superconv.config import compose_stage_config
-from superconv.data.sources_cifar import CIFAR_LAYOUTS
-from superconv.stages import prepare_stage
+from superconv.core.data.sources_cifar import CIFAR_LAYOUTS
+from superconv.stages.config import compose_stage_config
+from superconv.stages.prepare import prepare_stage
 
 rng = np.random.default_rng(0)
 

@@ -36,10 +36,20 @@ def test_divergence_can_be_recorded_without_failing_the_study(tmp_path, cli, dat
     assert json.loads((out / "summary.json").read_text())["diverged"] is True
 
 
-def _start(out, data_root, extra=()):
+# Each stage's interrupted run, resumed, must end bit-identical to its uninterrupted run: training (inv) and the
+# LR range test drive the same loop, so both checkpoint, stop on SIGTERM and resume the same way.
+STAGES = {
+    "train": (["pipelines/train.py", "schedule=inv"], "metrics.csv"),
+    "range_test": (["pipelines/range_test.py", "range_test=linear", "range_test.linear.iterations=120",
+                    "range_test.linear.eval_every=10"], "curve.csv"),
+}
+
+
+def _start(stage, out, data_root):
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
-    args = [sys.executable, "pipelines/train.py", *TINY, "schedule=inv", f"out={out}", f"data_root={data_root}",
-            "trainer.checkpoint_every=10", "trainer.log_every=5", *extra]
+    script, *extra = STAGES[stage][0]
+    args = [sys.executable, script, *TINY, *extra, f"out={out}", f"data_root={data_root}",
+            "trainer.checkpoint_every=10", "trainer.log_every=5"]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -51,18 +61,32 @@ def _wait_for_checkpoint(out, proc, timeout=120.0) -> None:
         time.sleep(0.2)
 
 
+def _outputs(stage, out):
+    """The stage's curve, and (range test) its suggestion without the MLflow run id."""
+    frame = pd.read_csv(out / STAGES[stage][1])
+    if stage == "train":
+        return frame, None
+    found = json.loads((out / "suggestion.json").read_text())
+    found.pop("tracking_run_id")
+    return frame, found
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, data_root, mlflow_uri):
-    out = tmp_path_factory.mktemp("whole") / "run"
-    proc = _start(out, data_root)
-    assert proc.wait() == 0, proc.communicate()
-    return pd.read_csv(out / "metrics.csv")
+    done = {}
+    for stage in STAGES:
+        out = tmp_path_factory.mktemp("whole") / stage
+        proc = _start(stage, out, data_root)
+        assert proc.wait() == 0, proc.communicate()
+        done[stage] = _outputs(stage, out)
+    return done
 
 
+@pytest.mark.parametrize("stage", list(STAGES))
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
-def test_interrupted_run_resumes_bit_identically(tmp_path, data_root, mlflow_uri, uninterrupted, sig) -> None:
+def test_interrupted_run_resumes_bit_identically(tmp_path, data_root, mlflow_uri, uninterrupted, sig, stage) -> None:
     out = tmp_path / "run"
-    proc = _start(out, data_root)
+    proc = _start(stage, out, data_root)
     _wait_for_checkpoint(out, proc)
     proc.send_signal(sig)
     code = proc.wait()
@@ -72,14 +96,22 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, data_root, mlflow_uri
         assert "re-run the same command to resume" in stderr
     else:
         assert code == -signal.SIGKILL
-    assert not (out / "summary.json").exists()
-    resumed = _start(out, data_root)
+    assert not (out / STAGES[stage][1]).exists(), "stopped before its end"
+    resumed = _start(stage, out, data_root)
     assert resumed.wait() == 0, resumed.communicate()
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["resumed"] is True
-    pd.testing.assert_frame_equal(pd.read_csv(out / "metrics.csv"), uninterrupted)
+    frame, found = _outputs(stage, out)
+    expected_frame, expected_found = uninterrupted[stage]
+    pd.testing.assert_frame_equal(frame, expected_frame)
+    assert found == expected_found
+    if stage == "train":
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["resumed"] is True
+        run_id = summary["tracking_run_id"]
+    else:
+        run_id = json.loads((out / "suggestion.json").read_text())["tracking_run_id"]
     client = MlflowClient(mlflow_uri)
-    run = client.get_run(summary["tracking_run_id"])
+    run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
-    assert sorted(steps) == list(range(len(uninterrupted))), "every step logged exactly once"
+    assert run.data.tags.get("superconv.resumed") == "true"
+    steps = [m.step for m in client.get_metric_history(run_id, "train_loss")]
+    assert sorted(steps) == list(range(len(expected_frame))), "every step logged exactly once"

@@ -10,10 +10,10 @@ import json
 import pytest
 import torch
 
-from superconv.config import compose_stage_config
-from superconv.data.prepared import load_prepared
-from superconv.data.sources import IDX_FILES
-from superconv.stages import prepare_stage
+from superconv.core.data.prepared import load_prepared
+from superconv.core.data.sources import IDX_FILES
+from superconv.stages.config import compose_stage_config
+from superconv.stages.prepare import prepare_stage
 
 pytestmark = pytest.mark.network
 

@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from superconv.data.prepared import DataError, load_prepared
-from superconv.data.sources_cifar import CIFAR_LAYOUTS, read_cifar
+from superconv.common.errors import ConfigError, DataError
+from superconv.core.data.prepared import load_prepared
+from superconv.core.data.sources_cifar import CIFAR_LAYOUTS, read_cifar
 from tests.conftest import ROOT
 from tests.synthetic import cifar_archive, image_folder, prepare
 
@@ -46,7 +47,7 @@ def test_limited_data_keeps_an_exact_stratified_subset_recorded_in_meta(tmp_path
     prepare(tmp_path, [*common, "dataset.subset_seed=1"])
     again, other = (load_prepared(tmp_path / "prepared" / n).train for n in ("again", "cifar10-20-seed1"))
     assert torch.equal(again.images, sub.images) and not torch.equal(other.images, sub.images)
-    with pytest.raises(DataError, match="train_size=25 is not a positive multiple of the 10 classes"):
+    with pytest.raises(ConfigError, match="dataset.train_size=25 is not a multiple of dataset.num_classes=10"):
         prepare(tmp_path, ["dataset=cifar10", f"dataset.root={tmp_path / 'raw'}", "dataset.train_size=25"])
 
 

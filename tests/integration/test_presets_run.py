@@ -14,10 +14,10 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from superconv.config import CONF_DIR, compose_stage_config
-from superconv.data.prepared import Split
-from superconv.data.sources import write_idx
-from superconv.stages import train_stage
+from superconv.core.data.prepared import Split
+from superconv.core.data.sources import write_idx
+from superconv.stages.config import CONF_DIR, compose_stage_config
+from superconv.stages.train import train_stage
 from tests.synthetic import cifar_archive, image_folder, prepare
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -77,7 +77,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _no_curves_figure():
     """Each run draws its curves (0.4 s of seaborn, a third of a LeNet run here); figures have their own tests."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("superconv.report.figures.run_curves_figure", lambda frame, title: plt.figure())
+        patch.setattr("superconv.common.plots.run_curves_figure", lambda frame, title: plt.figure())
         yield
 
 

@@ -1,5 +1,5 @@
-"""The range test: a quadratic with a known divergence point, both protocols through the CLI, the
-model/optimizer restored afterwards, and a training run fed by the suggestion."""
+"""The range test: a quadratic with a known divergence point, both protocols through the CLI, the shared loop's
+progress bar, and a training run fed by the suggestion."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from superconv.config import ConfigError, compose_stage_config, validate_range_test
-from superconv.data.loader import DeviceData
-from superconv.data.prepared import load_prepared
-from superconv.models.lenet import LeNet
-from superconv.range_rules import RULES, suggest
-from superconv.range_test import classification_step, held_out_evaluation, run_range_test
-from superconv.tracking import Tracker
+from superconv.common.tracking import Tracker
+from superconv.core.data.loader import DeviceData
+from superconv.core.data.prepared import load_prepared
+from superconv.core.engine import FP32, Trainable, classification_step, held_out
+from superconv.core.models.lenet import LeNet
+from superconv.core.range_rules import RULES, suggest
+from superconv.core.range_test import run_range_test
+from superconv.stages.config import ConfigError, compose_stage_config, validate_range_test
 from tests.conftest import TINY
 
 SUGGESTION_KEYS = {"method", "max_lr", "min_lr", "min_lr_divisor", "rules", "diverged_lr", "protocol", "start_lr",
@@ -50,7 +51,7 @@ def test_divergence_found_near_two_over_lambda_on_least_squares(protocol, start,
     rt = OmegaConf.create({"protocol": protocol, "start_lr": start * critical, "end_lr": end * critical,
                            "iterations": 300, "eval_every": None, "momentum": 0.0, "smooth_beta": 0.98,
                            "stop_factor": stop_factor, "diverge_factor": 4.0})
-    result = run_range_test(rt, model, optimizer, step, None, Tracker(), progress=False)
+    result = run_range_test(rt, Trainable(model, model, optimizer, FP32), step, None, Tracker(), progress=False)
     assert critical <= result.diverged_lr <= slack * critical
     assert result.stopped_early  # exponential: smoothed loss > 4x best; linear: the loss overflowed
     if protocol == "linear":
@@ -64,12 +65,14 @@ def test_divergence_found_near_two_over_lambda_on_least_squares(protocol, start,
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["range_test=exponential", "range_test.start_lr=0.0"], "> 0 for exponential"),
-    (["range_test.rule=median"], "range_test.rule='median' is unknown; allowed: accuracy_peak, valley"),
+    (["range_test.rule=median"], "range_test.rule='median' must be one of 'accuracy_peak', 'valley'"),
     (["range_test.eval_every=null"], "accuracy_peak needs held-out evaluations"),
-    (["range_test.stop_factor=0.5"], "range_test.stop_factor=0.5 must be null or > 1"),
-    (["range_test.min_lr_divisor=0.5"], "range_test.min_lr_divisor=0.5 must be >= 1"),
-    (["range_test.smooth_beta=1.0"], "range_test.smooth_beta=1.0 must be in [0, 1)"),
+    (["range_test.stop_factor=0.5"], "range_test.stop_factor=0.5 must be null or a number > 1"),
+    (["range_test.min_lr_divisor=0.5"], "range_test.min_lr_divisor=0.5 must be a number >= 1"),
+    (["range_test.smooth_beta=1.0"], "range_test.smooth_beta=1.0 must be a number in [0, 1)"),
     (["range_test.iterations=1"], "range_test.iterations=1 must be an integer >= 2"),
+    (["range_test.eval_every=100"], "range_test.eval_every=100 is longer than range_test.iterations=60"),
+    (["++range_test.warmup=5"], "range_test.warmup=5 is not a setting of range_test"),
 ])
 def test_validation_names_the_bad_key(overrides, message) -> None:
     cfg = compose_stage_config("range_test", [*TINY, *overrides])
@@ -147,23 +150,21 @@ def test_training_with_lr_from_uses_the_suggestion(exponential_run, tmp_path, cl
     assert float(run.data.params["schedule.max_lr"]) == pytest.approx(found["max_lr"])
 
 
-def test_range_test_restores_model_and_optimizer(data_root) -> None:
-    cfg = compose_stage_config("range_test", [*TINY, f"data_root={data_root}", "range_test.iterations=12",
-                                              "range_test.eval_every=4"])
+def test_range_test_runs_the_training_loop_with_its_progress_bar(data_root, capsys) -> None:
+    """The range test is the training loop with an LR ramp: its bar shows lr, loss and accuracy like training's,
+    and its rows carry the loop's columns plus the smoothed loss."""
+    cfg = compose_stage_config("range_test", [*TINY, f"data_root={data_root}", "range_test.linear.iterations=12",
+                                              "range_test.linear.end_lr=0.05", "range_test.linear.eval_every=4"])
     prepared = load_prepared(data_root / "digits")
     train = DeviceData(prepared.train, torch.device("cpu"), input_scale=1 / 256)
     test = DeviceData(prepared.test, torch.device("cpu"), input_scale=1 / 256)
     model = LeNet()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
-    model(train.batch(0, 4)[0]).sum().backward()
-    optimizer.step()  # give the optimizer state worth restoring
-    model.eval()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    buf_before = [optimizer.state[p]["momentum_buffer"].clone() for p in model.parameters()]
-    result = run_range_test(cfg.range_test, model, optimizer, classification_step(model, optimizer, train, 64),
-                            held_out_evaluation(model, test, 300, 300), Tracker(), progress=False)
-    assert len(result.rows) > 1
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert all(torch.equal(b, optimizer.state[p]["momentum_buffer"])
-               for b, p in zip(buf_before, model.parameters(), strict=True))
-    assert not model.training  # the mode is restored too
+    trainable = Trainable(model, model, torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9), FP32)
+    result = run_range_test(cfg.range_test, trainable, classification_step(trainable, train, 64),
+                            held_out(trainable, test, 300, 300), Tracker(), batch=64, log_every=4, progress=True)
+    bar = capsys.readouterr().err
+    assert "range test (linear)" in bar and "lr=" in bar and "loss=" in bar and "acc=" in bar
+    assert [r["iteration"] for r in result.rows] == list(range(12))
+    assert [r["iteration"] for r in result.rows if r["test_acc"] is not None] == [3, 7, 11]
+    assert all(math.isfinite(r["smoothed_loss"]) for r in result.rows)
+    assert result.rows[-1]["lr"] == pytest.approx(cfg.range_test.end_lr)

@@ -11,12 +11,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-from superconv.config import compose_stage_config
-from superconv.data.loader import DeviceData
-from superconv.data.prepared import load_prepared
-from superconv.models.lenet import LeNet
-from superconv.range_test import classification_step, run_range_test
-from superconv.tracking import Tracker
+from superconv.common.tracking import Tracker
+from superconv.core.data.loader import DeviceData
+from superconv.core.data.prepared import load_prepared
+from superconv.core.engine import FP32, Trainable, classification_step
+from superconv.core.models.lenet import LeNet
+from superconv.core.range_test import run_range_test
+from superconv.stages.config import compose_stage_config
 from tests.conftest import TINY
 
 
@@ -29,10 +30,11 @@ def _rank_main(rank: int, world: int, rendezvous: str, data_root: str, out: str)
                                                   "range_test.exponential.end_lr=50"])
         torch.manual_seed(0)
         train = DeviceData(load_prepared(Path(data_root) / "digits").train, torch.device("cpu"), input_scale=1 / 256)
-        model = DistributedDataParallel(LeNet())
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
-        result = run_range_test(cfg.range_test, model, optimizer, classification_step(model, optimizer, train, 128),
-                                None, Tracker(), progress=False)
+        model = LeNet()
+        step_model = DistributedDataParallel(model)
+        trainable = Trainable(model, step_model, torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9), FP32)
+        result = run_range_test(cfg.range_test, trainable, classification_step(trainable, train, 128), None,
+                                Tracker(), progress=False)
         Path(out, f"rank{rank}.json").write_text(json.dumps({
             "losses": [row["train_loss"] for row in result.rows], "diverged_lr": result.diverged_lr,
             "planned": cfg.range_test.iterations}))

@@ -9,8 +9,8 @@ import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
+from superconv.common.tracking import ROLE_TAG, STUDY_TAG, study_run_id
 from superconv.report.compare import main
-from superconv.tracking import ROLE_TAG, STUDY_TAG, study_run_id
 from tests.report_data import write_run
 from tests.unit.test_report_claims import MNIST, mnist_study
 
@@ -88,3 +88,26 @@ def test_compare_sweep_dirs_with_labels(tmp_path) -> None:
 def test_compare_reports_an_empty_selection(tmp_path, capsys) -> None:
     assert main(["--dirs", str(tmp_path / "nothing*"), "--out", str(tmp_path / "o")]) == 2
     assert "no training results found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--out", "{tmp}/o"], "one of the arguments --dirs --study --run-ids --filter is required"),
+    (["--dirs", "x", "--study", "s", "--out", "{tmp}/o"], "argument --study: not allowed with argument --dirs"),
+    (["--study", "", "--out", "{tmp}/o"], "argument --study: '' must be a non-empty string"),
+    (["--run-ids", "abc", "--out", "{tmp}/o"], "argument --run-ids: 'abc' must be an MLflow run id"),
+    (["--dirs", "x", "--out", "{tmp}/file/o"], "argument --out: '{tmp}/file/o' must be a writable directory"),
+    (["--dirs", "x", "--out", "{tmp}/o", "--label", "max lr"], "argument --label: 'max lr' must be a dotted config"),
+    (["--dirs", "x", "--out", "{tmp}/o", "--range-test-dir", "{tmp}"], "argument --range-test-dir: '{tmp}' must be a "
+                                                                       "directory holding a range test's curve.csv"),
+    (["--study", "s", "--out", "{tmp}/o", "--tracking-uri", "http://"], "argument --tracking-uri: 'http://' must be"),
+    (["--dirs", "x", "--out", "{tmp}/o", "--policy", "inv", "--baseline", "inv"], "'inv' is also --policy"),
+    (["--dirs", "x", "--out", "{tmp}/o", "--experiment", " "], "argument --experiment: ' ' must be a non-empty"),
+])
+def test_compare_rejects_bad_arguments_on_one_line(tmp_path, capsys, args, message) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as stop:
+        main([a.format(tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message.format(tmp=tmp_path) in err
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: ")
+    assert not (tmp_path / "o").exists()

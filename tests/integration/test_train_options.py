@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from superconv.config import compose_stage_config
-from superconv.stages import train_stage
+from superconv.stages.config import compose_stage_config
+from superconv.stages.train import train_stage
 from tests.conftest import TINY
 
 

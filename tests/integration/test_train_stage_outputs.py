@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from superconv.config import compose_stage_config
-from superconv.stages import train_stage
-from superconv.tracking import Tracker
+from superconv.common.tracking import Tracker
+from superconv.stages.config import compose_stage_config
+from superconv.stages.train import train_stage
 from tests.conftest import TINY
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from superconv.config import CONF_DIR
-from superconv.data.augment import Augment, crop_at, pad
+from superconv.core.data.augment import Augment, crop_at, pad
+from superconv.stages.config import CONF_DIR
 
 
 def batch(n: int = 64, seed: int = 0, size: int = 8) -> torch.Tensor:

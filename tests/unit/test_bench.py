@@ -1,22 +1,26 @@
 """The training benchmark, the throughput table and the GPU budget run end to end on tiny settings and write their
-JSON (figures are checked for being positive, never for a speed); FLOPs and budgets are checked by hand."""
+JSON (figures are checked for being positive, never for a speed); FLOPs and budgets are checked by hand; every
+benchmark is reached through ``python -m superconv.bench <subcommand>``."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from superconv import bench, gpu_budget
-from superconv.config import CONF_DIR
+from superconv.bench import common, gpu_budget, throughput
+from superconv.bench.__main__ import main as bench
+from superconv.stages.config import CONF_DIR
 
 
 def test_compare_runs_ours_and_bare_and_writes_the_ratios(tmp_path: Path, mlflow_uri: str) -> None:
     out = tmp_path / "train_bench.json"
-    report = bench.main(["--cases", "lenet_mnist", "--iterations", "2", "--batch", "8", "--repeats", "1",
+    report = bench(["--cases", "lenet_mnist", "--iterations", "2", "--batch", "8", "--repeats", "1",
                          "--warmup-iterations", "1", "--train-images", "32", "--overhead-iterations", "20",
                          "--threads", "1", "--no-system-metrics", "--tracking-uri", mlflow_uri, "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
@@ -33,7 +37,7 @@ def test_compare_runs_ours_and_bare_and_writes_the_ratios(tmp_path: Path, mlflow
 
 def test_throughput_gives_images_per_s_flops_and_a_floor_when_the_peak_is_given(tmp_path: Path) -> None:
     out = tmp_path / "throughput.json"
-    report = bench.main(["throughput", "--models", "lenet,cifar_resnet20", "--batch", "2", "--iterations", "1",
+    report = bench(["throughput", "--models", "lenet,cifar_resnet20", "--batch", "2", "--iterations", "1",
                          "--warmup", "0", "--peak-tflops", "1.5", "--out", str(out)])
     assert json.loads(out.read_text())["models"].keys() == {"lenet", "cifar_resnet20"}
     assert report["peak_tflops"] == 1.5
@@ -46,7 +50,7 @@ def test_throughput_gives_images_per_s_flops_and_a_floor_when_the_peak_is_given(
 
 def test_every_conf_model_has_a_throughput_entry() -> None:
     groups = {p.stem for p in (CONF_DIR / "model").glob("*.yaml")}
-    assert groups == {spec.group for spec in bench.MODELS.values()}
+    assert groups == {spec.group for spec in throughput.MODELS.values()}
 
 
 def test_flop_counter_matches_a_hand_count() -> None:
@@ -55,8 +59,8 @@ def test_flop_counter_matches_a_hand_count() -> None:
     # 2 x 72 = 144 (no grad input: the input needs none). Biases, flatten and the loss are not counted.
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3))
     x, y = torch.randn(5, 1, 4, 4), torch.zeros(5, dtype=torch.long)
-    assert bench.count_flops(model, x, y, backward=False) == 5 * 192
-    assert bench.count_flops(model, x, y) == 5 * (192 + 96 + 144)
+    assert throughput.count_flops(model, x, y, backward=False) == 5 * 192
+    assert throughput.count_flops(model, x, y) == 5 * (192 + 96 + 144)
 
 
 def test_budget_is_iterations_times_batch_over_images_per_s() -> None:
@@ -78,7 +82,7 @@ def test_budget_is_iterations_times_batch_over_images_per_s() -> None:
 
 
 def test_budget_cli_prints_a_markdown_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    report = bench.main(["budget", "--presets", "tiny_digits_lenet", "--images-per-s", "lenet=500", "--seeds", "2",
+    report = bench(["budget", "--presets", "tiny_digits_lenet", "--images-per-s", "lenet=500", "--seeds", "2",
                          "--markdown", "--out", str(tmp_path / "budget.json")])
     printed = capsys.readouterr().out
     assert printed.startswith("| preset | policy | model |")
@@ -101,15 +105,15 @@ def test_a_recipe_that_does_not_compose_is_skipped_with_a_note(monkeypatch: pyte
 
 
 def test_the_peak_table_finds_gpus_by_their_cuda_names() -> None:
-    assert gpu_budget.find_peak("NVIDIA A100-SXM4-80GB").name == "A100"
-    assert gpu_budget.find_peak("NVIDIA A10").name == "A10"
-    assert gpu_budget.find_peak("NVIDIA H100 PCIe").name == "H100 PCIe"
-    assert gpu_budget.find_peak("NVIDIA H100 80GB HBM3").name == "H100 SXM"
-    assert gpu_budget.find_peak("Tesla V100-SXM2-16GB").name == "V100 SXM2"
-    assert gpu_budget.find_peak("NVIDIA GeForce RTX 4090").name == "RTX 4090"
-    assert gpu_budget.device_peak("NVIDIA A100-SXM4-80GB", "bf16")[0] == 312.0
-    assert gpu_budget.device_peak("Tesla V100-SXM2-16GB", "bf16")[0] is None  # no bf16 tensor cores
-    assert gpu_budget.device_peak("CPU AMD EPYC", None)[0] is None
+    assert throughput.find_peak("NVIDIA A100-SXM4-80GB").name == "A100"
+    assert throughput.find_peak("NVIDIA A10").name == "A10"
+    assert throughput.find_peak("NVIDIA H100 PCIe").name == "H100 PCIe"
+    assert throughput.find_peak("NVIDIA H100 80GB HBM3").name == "H100 SXM"
+    assert throughput.find_peak("Tesla V100-SXM2-16GB").name == "V100 SXM2"
+    assert throughput.find_peak("NVIDIA GeForce RTX 4090").name == "RTX 4090"
+    assert throughput.device_peak("NVIDIA A100-SXM4-80GB", "bf16")[0] == 312.0
+    assert throughput.device_peak("Tesla V100-SXM2-16GB", "bf16")[0] is None  # no bf16 tensor cores
+    assert throughput.device_peak("CPU AMD EPYC", None)[0] is None
 
 
 @pytest.mark.parametrize(("argv", "named"), [
@@ -123,10 +127,40 @@ def test_the_peak_table_finds_gpus_by_their_cuda_names() -> None:
     (["budget", "--images-per-s", "alexnet=100"], "unknown model 'alexnet'"),
     (["budget", "--presets", "paper_imagenet"], "'paper_imagenet'"),
     (["budget", "--gpu", "GTX 480"], "'GTX 480'"),
+    (["benchmark_everything"], "unknown subcommand 'benchmark_everything'"),
 ])
 def test_a_bad_argument_is_an_error_that_names_it(argv: list[str], named: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        bench.main(argv)
+        bench(argv)
     assert exit_info.value.code == 2
     assert named in capsys.readouterr().err
+
+
+def test_interleaved_rotates_the_order_and_warms_up_once() -> None:
+    calls: list[str] = []
+    samples = common.interleaved({name: (lambda n=name: calls.append(n) or n) for name in "abc"}, repeats=3)
+    assert samples == {"a": ["a"] * 3, "b": ["b"] * 3, "c": ["c"] * 3}
+    assert "".join(calls) == "abc" + "abc" + "bca" + "cab"
+
+
+def test_synthetic_data_has_the_config_dataset_shape_and_is_seeded() -> None:
+    first, second = common.synthetic_split(4, 0, 32, 10, 3), common.synthetic_split(4, 0, 32, 10, 3)
+    assert first.images.shape == (4, 3, 32, 32) and torch.equal(first.images, second.images)
+    assert torch.equal(first.labels, second.labels) and int(first.labels.max()) < 10
+
+
+@pytest.mark.parametrize("module", ["superconv.bench", "superconv.bench.gpu_budget"])
+def test_the_package_and_each_module_run_with_python_m(module: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage: python -m superconv.bench" in proc.stdout
+
+
+def test_the_compare_module_points_elsewhere_for_the_other_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    from superconv.bench import loop
+
+    with pytest.raises(SystemExit) as exit_info:
+        loop.main(["budget", "--markdown"])
+    assert exit_info.value.code == 2
+    assert "python -m superconv.bench budget" in capsys.readouterr().err

@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from superconv.bench_loader import LOADERS, STEP_AUGMENTS, data_vs_step, main, synthetic_cifar
+from superconv.bench.common import synthetic_split
+from superconv.bench.loader import LOADERS, STEP_AUGMENTS, data_vs_step, main
 
 TINY = ["--images", "64", "--batch", "8", "--epochs", "1", "--workers", "0", "--iterations", "2", "--warmup", "1",
         "--step-workers", "0"]
@@ -27,8 +28,8 @@ def test_benchmark_writes_both_rates_and_their_ratio(tmp_path) -> None:
 
 def test_data_vs_step_times_every_loader_and_augment_consistently() -> None:
     """Each (augment, loader) has positive data and step times whose ratio and percent agree."""
-    results = data_vs_step(synthetic_cifar(48), batch=8, iterations=2, warmup=1, device=torch.device("cpu"),
-                           workers=(0, 2))
+    cifar = synthetic_split(48, 0, image_size=32, classes=10, channels=3)
+    results = data_vs_step(cifar, batch=8, iterations=2, warmup=1, device=torch.device("cpu"), workers=(0, 2))
     assert set(results) == set(STEP_AUGMENTS)
     for by_loader in results.values():
         assert set(by_loader) == set(LOADERS)

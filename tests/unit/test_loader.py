@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from superconv.data.augment import Augment
-from superconv.data.loader import DeviceData
-from superconv.data.prepared import Split
+from superconv.core.data.augment import Augment
+from superconv.core.data.loader import DeviceData
+from superconv.core.data.prepared import Split
 
 
 def make_data(n: int = 10, seed: int = 0) -> DeviceData:

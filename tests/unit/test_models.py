@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from superconv.models import count_parameters
-from superconv.models.caffe import bn_momentum_from_maf
-from superconv.models.cifar_resnet import CifarResNet
-from superconv.models.densenet import DenseNet
-from superconv.models.lenet import LeNet
-from superconv.models.resnet50 import ResNet50
+from superconv.core.models import count_parameters
+from superconv.core.models.caffe import bn_momentum_from_maf
+from superconv.core.models.cifar_resnet import CifarResNet
+from superconv.core.models.densenet import DenseNet
+from superconv.core.models.lenet import LeNet
+from superconv.core.models.resnet50 import ResNet50
 
 
 @pytest.mark.parametrize(

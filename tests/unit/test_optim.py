@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from superconv.models.cifar_resnet import CifarResNet
-from superconv.optim import param_groups
+from superconv.core.models.cifar_resnet import CifarResNet
+from superconv.core.optim import param_groups
 
 
 def test_caffe_style_decays_everything() -> None:

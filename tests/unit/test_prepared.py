@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from superconv.data.prepared import DataError, Split, load_prepared, write_prepared
+from superconv.common.errors import DataError
+from superconv.core.data.prepared import Split, load_prepared, write_prepared
 
 
 def make_split(n: int, seed: int) -> Split:

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from superconv.range_rules import accuracy_peak, min_loss_div10, steepest, suggest, valley
-from superconv.range_test import DebiasedEMA, range_lr
+from superconv.core.range_rules import accuracy_peak, min_loss_div10, steepest, suggest, valley
+from superconv.core.range_test import DebiasedEMA
+from superconv.core.schedules import range_lr
 
 LRS = np.array([1e-3, 1e-2, 1e-1, 1.0])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from superconv.report.claims import evaluate, gap_grows, matches_published, not_worse, speedup
+from superconv.report.claims import gap_grows, judge_claims, matches_published, not_worse, speedup
 from superconv.report.reference import load_reference
 from superconv.report.results import load_run_dirs
 from superconv.report.tables import accuracy_table
@@ -105,7 +105,7 @@ def test_missing_baseline_makes_the_claims_not_run(tmp_path) -> None:
     ref = load_reference()
     write_run(tmp_path, "one_cycle", 0, [99.0], experiment=MNIST)
     runs = load_run_dirs(tmp_path.iterdir())
-    found = evaluate(ref, runs, accuracy_table(runs, ref), "one_cycle", "inv")
+    found = judge_claims(ref, runs, accuracy_table(runs, ref), "one_cycle", "inv")
     speed = next(v for v in found if v.claim_id == "mnist_speed")
     assert speed.verdict == "not run" and "no runs of inv" in speed.statistic
     assert {v.verdict for v in found if v.claim_id.startswith("sc_")} == {"not run"}

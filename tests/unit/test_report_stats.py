@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from superconv.report.stats import difference, iterations_to_target, summarize
+from superconv.common.metrics import iterations_to_target
+from superconv.report.stats import difference, summarize
 
 
 def test_summary_mean_std_and_t_interval() -> None:

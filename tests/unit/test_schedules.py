@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from superconv.schedules import (
+from superconv.core.schedules import (
     build_schedule,
     caffe_cyclical_momentum,
     clr_lr,
@@ -29,7 +29,8 @@ def test_one_cycle_boundaries(it: int, expected: float) -> None:
 
 
 def test_one_cycle_matches_authors_log() -> None:
-    # c100Resnet56...: it 3500, S 3417, max 1.2 -> logged lr 1.17085 (published-results.md §2.3)
+    # lnsmith54/hyperParam1 Cifar/results c100Resnet56... log: it 3500, S 3417, max 1.2 -> logged lr 1.17085
+    # (docs/sources.md)
     assert one_cycle_lr(3500, 0.1, 1.2, 3417) == pytest.approx(1.17085, abs=1e-5)
     # base 0.08 -> logged tail 8e-5
     assert one_cycle_lr(9000, 0.08, 0.8, 4003) == pytest.approx(8e-5)
@@ -94,13 +95,14 @@ def test_unknown_policy_names_the_choices() -> None:
 
 
 def test_schedule_cli_prints_the_whole_schedule(cli) -> None:
-    proc = cli(["python", "-m", "superconv.schedules", "experiment=paper_mnist_lenet", "schedule=one_cycle"])
+    proc = cli(["python", "-m", "superconv.stages.print_schedule", "experiment=paper_mnist_lenet",
+                "schedule=one_cycle"])
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "iteration,lr,momentum"
     assert len(lines) == 1 + 1406
     it, lr, momentum = lines[1 + 586].split(",")
     assert (int(it), float(lr), float(momentum)) == (586, pytest.approx(0.1), pytest.approx(0.8))
-    inv = cli(["python", "-m", "superconv.schedules", "experiment=paper_mnist_lenet", "schedule=inv"])
+    inv = cli(["python", "-m", "superconv.stages.print_schedule", "experiment=paper_mnist_lenet", "schedule=inv"])
     assert len(inv.stdout.strip().splitlines()) == 1 + 10000
 
 
@@ -180,7 +182,7 @@ def test_fastai_cosine_midpoints() -> None:
 
 @pytest.mark.parametrize("policy", ["fastai_one_cycle", "torch_one_cycle", "exp"])
 def test_new_templates_compose_with_recipe_values(policy: str) -> None:
-    from superconv.config import compose_stage_config, iterations_per_epoch, validate_train
+    from superconv.stages.config import compose_stage_config, iterations_per_epoch, validate_train
 
     recipe = {"fastai_one_cycle": "{unit: iteration, length: 400, max_lr: 0.5}",
               "torch_one_cycle": "{unit: iteration, length: 400, max_lr: 0.5, three_phase: true}",
@@ -201,7 +203,7 @@ def test_new_templates_compose_with_recipe_values(policy: str) -> None:
                                                    ("schedule.anneal_strategy=step", "anneal_strategy"),
                                                    ("schedule.div_factor=0", "div_factor")])
 def test_torch_one_cycle_bad_values_name_the_key(override: str, message: str) -> None:
-    from superconv.config import ConfigError, compose_stage_config, validate_train
+    from superconv.stages.config import ConfigError, compose_stage_config, validate_train
 
     cfg = compose_stage_config("train", ["experiment=paper_mnist_lenet", "schedule=torch_one_cycle",
                                          "++recipe.torch_one_cycle={unit: iteration, length: 400, max_lr: 0.5}",

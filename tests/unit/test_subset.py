@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from superconv.data.prepared import DataError, Split
-from superconv.data.subset import class_counts, stratified_indices, stratified_subset
+from superconv.common.errors import DataError
+from superconv.core.data.prepared import Split
+from superconv.core.data.subset import class_counts, stratified_indices, stratified_subset
 
 
 def labels(per_class: list[int]) -> torch.Tensor:

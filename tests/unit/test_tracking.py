@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from superconv.tracking import Tracker, _experiment_id, artifact_root
+from superconv.common.tracking import Tracker, _experiment_id, artifact_root
 
 
 def test_artifact_root_sits_beside_a_sqlite_store(tmp_path, monkeypatch) -> None:

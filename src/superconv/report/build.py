@@ -9,9 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from superconv.io import atomic_write, write_json
+from superconv.common.io import atomic_write, write_json
+from superconv.common.plots import range_test_figure, save_figure
 from superconv.report import figures
-from superconv.report.claims import VERDICTS, Verdict, evaluate
+from superconv.report.claims import VERDICTS, Verdict, judge_claims
 from superconv.report.reference import Reference, load_reference
 from superconv.report.render import to_html
 from superconv.report.results import RunSet, load_range_test, load_train_runs
@@ -115,7 +116,7 @@ def report_title(table: pd.DataFrame, policy: str, baseline: str) -> str:
 
 
 def _draw(fig_dir: Path, name: str, figure: Any) -> str:
-    figures.save_figure(figure, fig_dir / f"{name}.png")
+    save_figure(figure, fig_dir / f"{name}.png")
     return f"figures/{name}.png"
 
 
@@ -129,7 +130,7 @@ def draw_figures(out: Path, runs: RunSet, table: pd.DataFrame, ref: Reference,
                                figures.accuracy_vs_iteration_figure(runs.evals, published))
     images["schedules"] = _draw(fig_dir, "schedules", figures.schedules_figure(schedules_table(runs)))
     if range_test is not None:
-        images["range_test"] = _draw(fig_dir, "range_test", figures.range_test_figure(*range_test))
+        images["range_test"] = _draw(fig_dir, "range_test", range_test_figure(*range_test))
     compared = ran[ran["compared_to"].notna()]
     if len(compared):
         rows = compared.assign(label=compared["run"] + " (" + compared["dataset"] + ")")
@@ -218,7 +219,7 @@ def write_report(runs: RunSet, out: Path, policy: str, baseline: str, range_test
     out, ref = Path(out), ref or load_reference()
     table = accuracy_table(runs, ref)
     speed = speed_table(runs, policy, baseline)
-    found = evaluate(ref, runs, table, policy, baseline)
+    found = judge_claims(ref, runs, table, policy, baseline)
     range_test = load_range_test(range_test_dir) if range_test_dir else None
     images = draw_figures(out, runs, table, ref, range_test)
     frames = {"accuracy": table, "speed": speed, "runs": runs.summaries, "claims": pd.DataFrame(

@@ -257,7 +257,7 @@ def study_claims(ref: Reference, runs: RunSet, policy: str, baseline: str) -> li
              "baseline": baseline} for c in ref.study_claims if c["type"] not in covered]
 
 
-def evaluate(ref: Reference, runs: RunSet, table: pd.DataFrame, policy: str, baseline: str) -> list[Verdict]:
+def judge_claims(ref: Reference, runs: RunSet, table: pd.DataFrame, policy: str, baseline: str) -> list[Verdict]:
     """Verdicts for every paper claim (not run ones included) and for the study's own pair."""
     found = []
     for claim in [*study_claims(ref, runs, policy, baseline), *ref.claims]:

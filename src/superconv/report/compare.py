@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from superconv.report.build import write_report
 from superconv.report.reference import load_reference
@@ -36,23 +38,81 @@ def default_pair(runs: RunSet) -> tuple[str, str]:
     return labels[0], labels[-1]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (``error: argument --out: ...``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {' '.join(message.split())}\n")
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"{value!r} must be a non-empty string")
+    return value
+
+
+def _out_dir(value: str) -> Path:
+    """A directory that is or can be made writable; nothing is created here."""
+    path = Path(_text(value))
+    probe = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        state = "not a directory" if not probe.is_dir() else "read-only"
+        where = "" if probe == path else f" ({str(probe)!r} is {state})"
+        raise argparse.ArgumentTypeError(f"{value!r} must be a writable directory{where}")
+    return path
+
+
+def _range_test_dir(value: str) -> Path:
+    path = Path(_text(value))
+    if not ((path / "curve.csv").is_file() and (path / "suggestion.json").is_file()):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a directory holding a range test's curve.csv and "
+                                         "suggestion.json")
+    return path
+
+
+def _run_id(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{32}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} must be an MLflow run id (32 hexadecimal digits)")
+    return value
+
+
+def _config_key(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.\w+)*", value):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a dotted config key such as schedule.max_lr")
+    return value
+
+
+def _tracking_uri(value: str) -> str:
+    """An MLflow tracking URI (sqlite:///..., http://host:port, a store path); MLflow reports what it cannot reach."""
+    if not re.fullmatch(r"\S+", value) or (re.match(r"https?:", value) and not re.match(r"https?://[^/\s]+", value)):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a tracking URI such as sqlite:///mlflow.db or "
+                                         "http://host:5000")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m superconv.report.compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="python -m superconv.report.compare", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dirs", nargs="+", metavar="GLOB", help="run directories (summary.json + metrics.csv)")
-    source.add_argument("--study", help="MLflow study: the training children of its parent run")
-    source.add_argument("--run-ids", nargs="+", metavar="ID", help="MLflow run ids")
-    source.add_argument("--filter", help="MLflow filter string, e.g. \"params.`schedule.max_lr` = '0.1'\"")
-    parser.add_argument("--out", type=Path, required=True, help="report directory to write")
-    parser.add_argument("--policy", help="run under test (default: a paper claim's, or the first run)")
-    parser.add_argument("--baseline", help="run compared against (default: a paper claim's, or the last run)")
-    parser.add_argument("--label", nargs="*", default=[], metavar="KEY",
+    source.add_argument("--dirs", nargs="+", type=_text, metavar="GLOB",
+                        help="run directories (summary.json + metrics.csv)")
+    source.add_argument("--study", type=_text, help="MLflow study: the training children of its parent run")
+    source.add_argument("--run-ids", nargs="+", type=_run_id, metavar="ID", help="MLflow run ids")
+    source.add_argument("--filter", type=_text, help="MLflow filter string, e.g. \"params.`schedule.max_lr` = '0.1'\"")
+    parser.add_argument("--out", type=_out_dir, required=True, help="report directory to write")
+    parser.add_argument("--policy", type=_text, help="run under test (default: a paper claim's, or the first run)")
+    parser.add_argument("--baseline", type=_text,
+                        help="run compared against (default: a paper claim's, or the last run)")
+    parser.add_argument("--label", nargs="*", default=[], type=_config_key, metavar="KEY",
                         help="config keys that name sweep points, e.g. schedule.max_lr optimizer.weight_decay")
-    parser.add_argument("--range-test-dir", type=Path, help="a range test's curve.csv + suggestion.json")
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
-    parser.add_argument("--experiment", default="superconv", help="MLflow experiment name")
-    return parser.parse_args(argv)
+    parser.add_argument("--range-test-dir", type=_range_test_dir, help="a range test's curve.csv + suggestion.json")
+    parser.add_argument("--tracking-uri", type=_tracking_uri,
+                        default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+    parser.add_argument("--experiment", type=_text, default="superconv", help="MLflow experiment name")
+    args = parser.parse_args(argv)
+    if args.policy is not None and args.policy == args.baseline:
+        parser.error(f"argument --baseline: {args.baseline!r} is also --policy: compare two different runs")
+    return args
 
 
 def load_runs(args: argparse.Namespace) -> tuple[RunSet, str]:

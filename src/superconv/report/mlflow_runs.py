@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from superconv.common.tracking import ROLE_TAG, STUDY_TAG
 from superconv.report.results import RunSet, build_runset
-from superconv.tracking import ROLE_TAG, STUDY_TAG
 
 CURVE_KEYS = ("lr", "momentum", "train_loss", "test_loss", "test_acc")
 USABLE_STATUS = ("FINISHED", "FAILED")  # FAILED is how a diverged run ends (stages.Diverged)

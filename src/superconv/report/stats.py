@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 
@@ -61,9 +60,3 @@ def difference(m1: float, s1: float, n1: int, m2: float, s2: float | None = None
     half = float(stats.t.ppf(0.975, df)) * se
     p = float(2 * stats.t.sf(abs(diff) / se, df))
     return Difference(diff, (diff - half, diff + half), p, df)
-
-
-def iterations_to_target(evals: pd.DataFrame, target: float) -> float | None:
-    """First evaluated iteration count (updates done) whose test accuracy reaches ``target``."""
-    hit = evals[evals["test_acc"] >= target]
-    return float(hit["iteration"].iloc[0] + 1) if len(hit) else None

@@ -7,9 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from superconv.common.metrics import iterations_to_target
 from superconv.report.reference import Reference
 from superconv.report.results import RunSet
-from superconv.report.stats import difference, iterations_to_target, summarize
+from superconv.report.stats import difference, summarize
 
 
 def matched_row(ref: Reference, summary: dict[str, Any]) -> dict[str, Any] | None:

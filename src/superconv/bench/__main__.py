@@ -1,0 +1,73 @@
+"""``python -m superconv.bench [compare|throughput|budget|loader|range_test] [options]``: one entry to every benchmark.
+
+With no subcommand (or only options) it runs ``compare``. Each subcommand is also its module's own entry point
+(``python -m superconv.bench.loop``, ``.throughput``, ``.gpu_budget``, ``.loader``, ``.range_test``); ``-h`` after a
+subcommand lists its options.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+USAGE = "usage: python -m superconv.bench [compare|throughput|budget|loader|range_test] [options]"
+
+
+def _compare(argv: list[str]) -> Any:
+    from superconv.bench.loop import main
+
+    return main(argv)
+
+
+def _throughput(argv: list[str]) -> Any:
+    from superconv.bench.throughput import main
+
+    return main(argv)
+
+
+def _budget(argv: list[str]) -> Any:
+    from superconv.bench.gpu_budget import main
+
+    return main(argv)
+
+
+def _loader(argv: list[str]) -> Any:
+    from superconv.bench.loader import main
+
+    return main(argv)
+
+
+def _range_test(argv: list[str]) -> Any:
+    from superconv.bench.range_test import main
+
+    return main(argv)
+
+
+# Each module is imported on use: a subcommand loads its own module only.
+SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], Any], str]] = {
+    "compare": (_compare, "our training loop (MLflow + tqdm on) vs a bare PyTorch loop (the default)"),
+    "throughput": (_throughput, "training images/s and FLOPs per image of every conf/model/ model"),
+    "budget": (_budget, "device-hours per experiment preset x recipe policy x seeds"),
+    "loader": (_loader, "device-resident batching vs torchvision's DataLoader; data vs step time"),
+    "range_test": (_range_test, "a range test of N iterations vs N training iterations"),
+}
+
+
+def main(argv: list[str] | None = None) -> Any:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(USAGE + "\n\n" + "\n".join(f"  {name:<11} {why}" for name, (_, why) in SUBCOMMANDS.items()))
+        return None
+    if not argv or argv[0].startswith("-"):
+        return _compare(argv)
+    if argv[0] not in SUBCOMMANDS:
+        print(f"{USAGE}\npython -m superconv.bench: unknown subcommand {argv[0]!r}; known: {', '.join(SUBCOMMANDS)}",
+              file=sys.stderr)
+        raise SystemExit(2)
+    run, _ = SUBCOMMANDS[argv[0]]
+    return run(argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""What the benchmarks share: synthetic data and training runs built as the stages build theirs, device clocks and
+names, argument checks and interleaved repeats. Every other bench module imports this one; it imports none of them."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import statistics
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from omegaconf import DictConfig
+
+from superconv.core.data.augment import Augment
+from superconv.core.data.loader import DeviceData
+from superconv.core.data.prepared import Prepared, Split
+from superconv.core.engine import AMP_DTYPES
+from superconv.stages.common import device_data
+
+RESULTS_DIR = Path("outputs/bench")
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------------------------------------------ data
+def synthetic_split(n: int, seed: int, image_size: int = 28, classes: int = 10, channels: int = 1) -> Split:
+    """``n`` random uint8 images and labels (1x28x28 unless told; CIFAR: 32, 10, 3): a step's speed does not
+    depend on the pixels, and nothing here is learnt."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, channels, image_size, image_size), generator=g, dtype=torch.uint8)
+    return Split(images, torch.randint(0, classes, (n,), generator=g))
+
+
+def synthetic_prepared(cfg: DictConfig, train_images: int, test_images: int) -> Prepared:
+    """Synthetic train and test splits of the config's dataset shape (seeds 0 and 1)."""
+    ds = cfg.dataset
+    return Prepared(synthetic_split(train_images, 0, ds.image_size, ds.num_classes, ds.channels),
+                    synthetic_split(test_images, 1, ds.image_size, ds.num_classes, ds.channels), {})
+
+
+def stage_data(cfg: DictConfig, prepared: Prepared, device: torch.device) -> tuple[DeviceData, DeviceData]:
+    """Both splits on ``device`` exactly as the train and range-test stages build them (``cfg.augment`` included)."""
+    return device_data(cfg, prepared, device, Augment.from_config(cfg.augment))
+
+
+def synthetic_data(cfg: DictConfig, train_images: int, test_images: int,
+                   device: torch.device) -> tuple[DeviceData, DeviceData]:
+    """DeviceData of random images of the config's dataset shape, built as the train stage builds them."""
+    return stage_data(cfg, synthetic_prepared(cfg, train_images, test_images), device)
+
+
+# -------------------------------------------------------------------------------------------------- training
+# ---------------------------------------------------------------------------------------------------- device
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work (a no-op on the CPU), so a timer reads finished work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's marketing name (the key of the peak table), or the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU {line.split(':', 1)[1].strip()}"
+    return f"CPU {platform.processor() or platform.machine()}"
+
+
+# --------------------------------------------------------------------------------------------------- repeats
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def interleaved(runners: Mapping[str, Callable[[], T]], repeats: int, warmup: bool = True) -> dict[str, list[T]]:
+    """Each runner's results over ``repeats`` rounds, the order rotated every round (no variant always first),
+    so a background load hits every variant alike; with ``warmup`` one untimed round first (allocator,
+    kernels, MLflow store)."""
+    names = list(runners)
+    if warmup:
+        for run in runners.values():
+            run()
+    samples: dict[str, list[T]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            samples[name].append(runners[name]())
+    return samples
+
+
+# ------------------------------------------------------------------------------------------------- arguments
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0, else an error that names the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
+def split_names(text: str, known: Mapping[str, Any], what: str) -> list[str]:
+    """Comma-separated names, each checked against ``known`` (the error names the bad one)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown {what} {name!r}; known: {', '.join(known)}")
+    if not names:
+        raise ValueError(f"no {what} given; known: {', '.join(known)}")
+    return names
+
+
+def check_amp(amp: str | None) -> str | None:
+    """``--amp``: None (fp32) or a mixed precision the engine knows, else a ValueError naming it."""
+    if amp is not None and amp not in AMP_DTYPES:
+        raise ValueError(f"--amp {amp!r} is not a precision; allowed: {', '.join(AMP_DTYPES)} (or leave it out: fp32)")
+    return amp

@@ -1,0 +1,250 @@
+"""MLflow tracking: one parent run per study (or sweep), one child run per range test or training run.
+
+Only rank 0 talks to MLflow. Child runs are created with the ``mlflow.parentRunId`` tag, so a parent
+found by its study name can collect children from separate processes (DVC stages, sweep points).
+Metrics are buffered and sent with ``log_batch``: per-iteration curves cost one call per flush, and
+the training loop's flushes run in MLflow's background thread (``synchronous=False``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+STUDY_TAG = "superconv.study"
+ROLE_TAG = "superconv.role"
+# Keys that are never logged as params (environment-derived or paths that differ per machine).
+UNLOGGED_KEYS = ("tracking.uri",)
+
+
+def flatten(cfg: Mapping[str, Any] | DictConfig, prefix: str = "") -> dict[str, str]:
+    """Dotted key -> string value, for ``log_params`` (lists stay whole, as their YAML text)."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    flat: dict[str, str] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif name not in UNLOGGED_KEYS:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit() -> str:
+    """HEAD's commit id (with ``-dirty`` when the tree has changes), or ``unknown`` outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha.strip() + ("-dirty" if dirty.strip() else "")
+
+
+class Tracker:
+    """A child run's handle; every method is a no-op when tracking is off or not rank 0."""
+
+    def __init__(self, client: Any = None, run_id: str | None = None, flush_every: int | None = 1000) -> None:
+        self.client = client
+        self.run_id = run_id
+        self._buffer: list[Any] = []
+        self._in_flight: list[Any] = []
+        self._flush_every = flush_every
+        self.failure: str | None = None
+
+    def fail(self, reason: str) -> None:
+        """Mark the run FAILED at its end, with ``reason`` tagged, without raising."""
+        self.failure = reason
+        self.set_tags({"superconv.failure_reason": reason})
+
+    @property
+    def active(self) -> bool:
+        return self.run_id is not None
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int) -> None:
+        if not self.active:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None)
+        if self._flush_every is not None and len(self._buffer) >= self._flush_every:
+            self.flush()
+
+    def flush(self, wait: bool = True) -> list[list[Any]]:
+        """Send the buffered metrics; with ``wait=False`` MLflow's background thread sends them.
+
+        The previous background send is waited for first, so at most one flush is ever unconfirmed: the
+        one returned (as ``[key, value, timestamp, step]`` rows). A checkpoint keeps those rows and a
+        resumed run ``resend``s them: a kill -9 during the send loses no step, and the SQL store (local
+        or behind a server) ignores the exact duplicates.
+        """
+        if not self.active:
+            return []
+        self.wait()
+        sent, self._buffer = self._buffer, []
+        for start in range(0, len(sent), 1000):
+            operation = self.client.log_batch(self.run_id, metrics=sent[start : start + 1000], synchronous=wait)
+            if not wait:
+                self._in_flight.append(operation)
+        return [] if wait else [[m.key, m.value, m.timestamp, m.step] for m in sent]
+
+    def wait(self) -> None:
+        """Block until every background send has reached the store."""
+        for operation in self._in_flight:
+            operation.wait()
+        self._in_flight = []
+
+    def resend(self, rows: list[list[Any]]) -> None:
+        """Send again the rows of a flush that a killed run could not confirm (exact duplicates are ignored)."""
+        if self.active and rows:
+            from mlflow.entities import Metric
+
+            metrics = [Metric(key, float(value), int(timestamp), int(step)) for key, value, timestamp, step in rows]
+            for start in range(0, len(metrics), 1000):
+                self.client.log_batch(self.run_id, metrics=metrics[start : start + 1000])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.active and Path(path).exists():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        if self.active:
+            self.client.log_figure(self.run_id, figure, name)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self.active:
+            for k, v in tags.items():
+                self.client.set_tag(self.run_id, k, str(v))
+
+
+def _client(cfg: DictConfig) -> Any:
+    """A client whose store is ready.
+
+    Parallel first starts of a SQLite store race on its schema migration ("table ... already
+    exists"), so the first use of a SQLite store is serialised with a lock file beside the database.
+    """
+    from filelock import FileLock
+    from mlflow.tracking import MlflowClient
+
+    uri = str(cfg.tracking.uri)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    return client
+
+
+def artifact_root(uri: str, name: str) -> str | None:
+    """Artifact location of a new experiment in a SQLite store: ``<store dir>/mlruns/<name>``.
+
+    MLflow's default is ``<working dir>/mlruns/<id>``, fixed when the experiment is created. A queued
+    `dvc exp run` works in a temporary copy under .dvc/tmp/exps that DVC deletes afterwards, so an
+    experiment first created there would lose every artifact. Other stores (a server) choose themselves.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    store = Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
+    return str(store.parent / "mlruns" / re.sub(r"[^A-Za-z0-9._-]", "_", name))
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_root(str(client.tracking_uri), name))
+    except Exception:  # another process created it first
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def study_run_id(client: Any, experiment_id: str, study: str) -> str:
+    """The parent run of ``study``: found by tag, created (and closed) on first use.
+
+    Two processes of a parallel sweep may both create one; each then keeps the oldest and the
+    loser deletes its own, so all children end up under one parent.
+    """
+    filt = f"tags.`{STUDY_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'study'"
+
+    def oldest() -> list[Any]:
+        return client.search_runs([experiment_id], filter_string=filt, max_results=1,
+                                  order_by=["start_time ASC", "run_id ASC"])
+
+    found = oldest()
+    if found:
+        return found[0].info.run_id
+    mine = client.create_run(experiment_id, run_name=study, tags={STUDY_TAG: study, ROLE_TAG: "study"}).info.run_id
+    client.set_terminated(mine, "FINISHED")
+    winner = oldest()[0].info.run_id
+    if winner != mine:
+        client.delete_run(mine)
+    return winner
+
+
+@contextmanager
+def tracked_run(cfg: DictConfig, run_name: str, study: str, tags: Mapping[str, str],
+                resume_run_id: str | None = None, writer: bool = True) -> Iterator[Tracker]:
+    """Open a child run of ``study`` with the flattened config as params (or reopen ``resume_run_id``,
+    the run of a resumed checkpoint); close it with its status.
+
+    The run ends FINISHED, FAILED (an exception; the reason is tagged) or KILLED (SIGINT/SIGTERM).
+    Metrics are buffered until ``Tracker.flush`` (the training loop flushes at each checkpoint), so a
+    run killed with -9 and resumed logs every step exactly once.
+    """
+    if not (cfg.tracking.enabled and writer):
+        yield Tracker()
+        return
+    client = _client(cfg)
+    exp_id = _experiment_id(client, cfg.tracking.experiment)
+    parent = study_run_id(client, exp_id, study)
+    all_tags = {"mlflow.parentRunId": parent, STUDY_TAG: study, ROLE_TAG: cfg.stage,
+                "superconv.git_commit": git_commit(), **tags}
+    if resume_run_id is not None:
+        run_id = resume_run_id
+        client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, "superconv.resumed", "true")
+    else:
+        run_id = client.create_run(exp_id, run_name=run_name, tags=all_tags).info.run_id
+        from mlflow.entities import Param
+
+        items = [Param(k, v[:6000]) for k, v in flatten(cfg).items()]
+        for start in range(0, len(items), 100):
+            client.log_batch(run_id, params=items[start : start + 100])
+    tracker = Tracker(client, run_id, flush_every=None)
+    monitor = None
+    if cfg.tracking.system_metrics:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run_id, tracking_uri=cfg.tracking.uri, resume_logging=resume_run_id is not None)
+        monitor.start()
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FAILED" if tracker.failure else "FINISHED"
+    except (KeyboardInterrupt, SystemExit):
+        status = "KILLED"
+        raise
+    except Exception as err:
+        client.set_tag(run_id, "superconv.failure_reason", str(err)[:5000])
+        raise
+    finally:
+        tracker.flush()
+        if monitor is not None:
+            monitor.finish()
+        client.set_terminated(run_id, status)
+
+
+def log_to_study(cfg: DictConfig, study: str, directory: Path) -> None:
+    """Attach a directory (the report) to the study's parent run."""
+    client = _client(cfg)
+    parent = study_run_id(client, _experiment_id(client, cfg.tracking.experiment), study)
+    client.log_artifacts(parent, str(directory), "report")

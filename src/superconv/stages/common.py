@@ -1,0 +1,59 @@
+"""What the training and range-test stages share: the prepared data they read and the checks before compute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from superconv.common.errors import ConfigError
+from superconv.core.data.augment import Augment
+from superconv.core.data.loader import DeviceData
+from superconv.core.data.prepared import Prepared, read_meta
+from superconv.core.engine import resolve_device, seed_everything
+from superconv.stages import config as C
+
+
+def dataset_dir(cfg: DictConfig) -> Path:
+    """``<data_root>/<dataset.prepared_name>``; datasets without that key use their name."""
+    return Path(cfg.data_root) / OmegaConf.select(cfg.dataset, "prepared_name", default=cfg.dataset.name)
+
+
+def check_dataset(cfg: DictConfig) -> dict[str, Any]:
+    """The prepared dataset must exist and match the config (before any compute)."""
+    meta = read_meta(dataset_dir(cfg))
+    if meta["split_sizes"]["train"] != cfg.dataset.train_size:
+        raise ConfigError(
+            f"dataset.train_size={cfg.dataset.train_size} but {dataset_dir(cfg)} holds "
+            f"{meta['split_sizes']['train']} training images: fix dataset.train_size or re-run prepare."
+        )
+    return meta
+
+
+def device_data(cfg: DictConfig, prepared: Prepared, device: torch.device, augment: Augment) -> tuple[
+        DeviceData, DeviceData]:
+    """Both splits on ``device``, normalised as the dataset config says; only the training split is augmented."""
+    ds = cfg.dataset
+    kwargs = {"device": device, "input_scale": ds.input_scale, "mean": ds.mean, "std": ds.std,
+              "channels_last": cfg.trainer.channels_last, "seed": cfg.seed}
+    return DeviceData(prepared.train, augment=augment, **kwargs), DeviceData(prepared.test, **kwargs)
+
+
+def preflight(cfg: DictConfig) -> tuple[dict[str, Any], torch.device]:
+    """After validation, before compute: dataset matches, out= writable, MLflow reachable; seed; device."""
+    meta = check_dataset(cfg)
+    C.check_writable("out", cfg.out)
+    C.check_tracking(cfg)
+    seed_everything(cfg.seed, cfg.trainer.threads)
+    return meta, resolve_device(cfg.trainer.device)
+
+
+def dataset_tags(meta: dict[str, Any]) -> dict[str, str]:
+    return {"superconv.dataset": meta["dataset"], "superconv.dataset_source": meta["source"],
+            "superconv.dataset_sha256": meta["sha256"]["train.pt"]}
+
+
+def study_name(cfg: DictConfig, default: str) -> str:
+    return cfg.study if cfg.study else default

@@ -1,0 +1,24 @@
+"""The report stage: reports/ from the result files, logged to the study's MLflow parent run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from superconv.common.tracking import log_to_study
+from superconv.report.build import build_report
+from superconv.stages.schema import validate_report
+
+
+def report_stage(cfg: DictConfig) -> dict[str, Any]:
+    """Build reports/, print each verdict, and attach reports/ to the study's parent run."""
+    validate_report(cfg)
+    built = build_report(Path(cfg.results), Path(cfg.out), cfg.compare.policy, cfg.compare.baseline,
+                         Path(cfg.range_test_dir) if cfg.range_test_dir else None)
+    for line in built["verdicts"]:
+        print(line)
+    if cfg.tracking.enabled and cfg.study:
+        log_to_study(cfg, cfg.study, Path(cfg.out))
+    return built

@@ -1,0 +1,167 @@
+"""The train stage: one training run -> metrics.csv, summary.json and checkpoint.pt in ``out``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from superconv.common import plots
+from superconv.common.errors import ConfigError, Diverged
+from superconv.common.io import atomic_write, write_json
+from superconv.common.metrics import iterations_to_target
+from superconv.common.tracking import Tracker, tracked_run
+from superconv.core.checkpoint import config_fingerprint, load_resumable
+from superconv.core.data.loader import DeviceData
+from superconv.core.data.prepared import load_prepared
+from superconv.core.distributed import is_rank0, process_group
+from superconv.core.engine import build_trainable, classification_step, held_out
+from superconv.core.loop import (
+    EVAL_COLUMNS,
+    IN_MEMORY,
+    TRAIN_COLUMNS,
+    Checkpointing,
+    DivergenceGuard,
+    LoopResult,
+    LoopSettings,
+    run_loop,
+)
+from superconv.core.schedules import Schedule
+from superconv.stages import config as C
+from superconv.stages.common import dataset_dir, dataset_tags, device_data, preflight, study_name
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = [*TRAIN_COLUMNS, *EVAL_COLUMNS]  # metrics.csv
+
+
+def apply_lr_from(cfg: DictConfig) -> str:
+    """Take min_lr/max_lr from a range test's suggestion.json when ``lr_from`` is set; say which."""
+    if not cfg.lr_from:
+        return "config"
+    path = Path(cfg.lr_from)
+    if not path.is_file():
+        raise ConfigError(f"lr_from={cfg.lr_from!r} does not exist: run the range test first or drop lr_from.")
+    found = json.loads(path.read_text())
+    schedule = cfg.schedule
+    if "max_lr" not in schedule:
+        raise ConfigError(f"lr_from needs a schedule with min_lr/max_lr; schedule.policy={schedule.policy!r}.")
+    for key, ours in (("dataset", cfg.dataset.name), ("model", cfg.model._target_)):
+        if found.get(key, ours) != ours:
+            log.warning("lr_from=%s was measured with %s=%s, but this run uses %s", path, key, found[key], ours)
+    with open_dict(cfg):
+        schedule.max_lr = float(found["max_lr"])
+        schedule.min_lr = float(found["min_lr"])
+    return str(path)
+
+
+def train_sizes(cfg: DictConfig) -> dict[str, int]:
+    """Training images used and the dataset's full size: the report tells limited-data rows apart by them."""
+    size = int(cfg.dataset.train_size)
+    return {"train_size": size, "full_train_size": int(OmegaConf.select(cfg.dataset, "full_train_size",
+                                                                        default=size))}
+
+
+def log_curves(tracker: Tracker, frame: pd.DataFrame, title: str) -> None:
+    """Log the run's curves figure and always close it: pyplot keeps every figure alive until closed, so sweeps
+    in one process (and failed uploads) would pile them up."""
+    import matplotlib.pyplot as plt
+
+    figure = plots.run_curves_figure(frame, title)
+    try:
+        tracker.log_figure(figure, "curves.png")
+    finally:
+        plt.close(figure)
+
+
+def run_summary(result: LoopResult, cfg: DictConfig, schedule: Schedule) -> dict[str, Any]:
+    """The run's headline numbers for summary.json, the report and MLflow."""
+    evals = result.evaluations
+    train_s = max(result.wall_s - result.eval_s, 1e-9)
+    return {
+        "final_test_acc": evals[-1]["test_acc"] if evals else None,
+        "final_test_loss": evals[-1]["test_loss"] if evals else None,
+        "best_test_acc": max((e["test_acc"] for e in evals), default=None),
+        "iterations": result.iterations,
+        "schedule_iterations": schedule.iterations,
+        "epochs": result.iterations * cfg.trainer.total_batch / cfg.dataset.train_size,
+        "wall_s": result.wall_s,
+        "train_s": train_s,
+        "eval_s": result.eval_s,
+        "images_per_s": result.iterations * cfg.trainer.total_batch / train_s,
+        "target_acc": cfg.target_acc,
+        "iterations_to_target": (None if cfg.target_acc is None or not evals else
+                                 iterations_to_target(pd.DataFrame(evals), float(cfg.target_acc))),
+        "diverged": result.stop_reason is not None,
+        "divergence_reason": result.stop_reason,
+    }
+
+
+def run_training(cfg: DictConfig, schedule: Schedule, train_data: DeviceData, test_data: DeviceData,
+                 tracker: Tracker, checkpointing: Checkpointing = IN_MEMORY,
+                 resume: dict[str, Any] | None = None) -> LoopResult:
+    """``schedule`` (capped at trainer.max_iterations) through the loop: the model and optimizer of ``cfg`` at the
+    schedule's first lr/momentum, one SGD step per global batch, full test-set evaluation every
+    trainer.eval_every iterations, the trainer's divergence guard (the bench times exactly this)."""
+    trainer = cfg.trainer
+    n = schedule.iterations if trainer.max_iterations is None else min(schedule.iterations, int(trainer.max_iterations))
+    settings = LoopSettings(iterations=n, iterations_per_epoch=len(train_data) / trainer.total_batch,
+                            batch=int(trainer.total_batch), eval_every=int(trainer.eval_every),
+                            log_every=int(trainer.log_every), checkpoint_every=int(trainer.checkpoint_every or 0),
+                            progress=bool(trainer.progress), desc=f"train {schedule.policy}")
+    trainable = build_trainable(cfg, train_data.device, schedule.lr_at(0), schedule.momentum_at(0))
+    return run_loop(trainable, schedule, classification_step(trainable, train_data, settings.batch),
+                    held_out(trainable, test_data, int(trainer.eval_batch)), settings,
+                    DivergenceGuard(trainer.divergence_factor), tracker, checkpointing, resume)
+
+
+def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
+                experiment: str | None = None) -> dict[str, Any]:
+    """Validate, train, and write metrics.csv, summary.json and checkpoint.pt into ``cfg.out``."""
+    lr_source = apply_lr_from(cfg)
+    if lr_source != "config":
+        run_name = f"{run_name}_lr_from_range_test"  # a different run from the recipe's, in tables and MLflow
+    checked = C.validate_train(cfg)
+    meta, device = preflight(cfg)
+    with process_group(device):
+        return _train(cfg, checked, run_name, default_study, experiment, lr_source, meta, device)
+
+
+def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: str, experiment: str | None,
+           lr_source: str, meta: dict[str, Any], device: Any) -> dict[str, Any]:
+    out, schedule = Path(cfg.out), checked.schedule
+    train_data, test_data = device_data(cfg, load_prepared(dataset_dir(cfg)), device, checked.augment)
+    tags = {**dataset_tags(meta), "superconv.run": run_name, "superconv.experiment": str(experiment),
+            "superconv.seed": str(cfg.seed), "superconv.lr_source": lr_source}
+    checkpointing = Checkpointing(out / "checkpoint.pt", config_fingerprint(cfg))
+    resume = load_resumable(checkpointing.path, checkpointing.fingerprint)
+    if resume is not None:
+        log.info("resuming %s from its checkpoint at iteration %d", out, resume["loop"]["iteration"])
+    with tracked_run(cfg, f"{run_name}-seed{cfg.seed}", study_name(cfg, default_study), tags,
+                     resume_run_id=resume["tracking_run_id"] if resume else None, writer=is_rank0()) as tracker:
+        result = run_training(cfg, schedule, train_data, test_data, tracker, checkpointing, resume)
+        summary = {**run_summary(result, cfg, schedule), "run": run_name, "seed": cfg.seed, "experiment": experiment,
+                   "policy": schedule.policy, **train_sizes(cfg), "lr_source": lr_source,
+                   "dataset_source": meta["source"],
+                   "dataset_sha256": meta["sha256"]["train.pt"], "tracking_run_id": tracker.run_id,
+                   "resumed": resume is not None,
+                   "schedule": OmegaConf.to_container(cfg.schedule, resolve=True)}
+        if is_rank0():
+            frame = pd.DataFrame(result.rows, columns=METRIC_COLUMNS)
+            atomic_write(out / "metrics.csv", lambda p: frame.to_csv(p, index=False))
+            write_json(out / "summary.json", summary)
+            log_curves(tracker, frame, f"{run_name} seed {cfg.seed}")
+            for name in ("metrics.csv", "summary.json"):
+                tracker.log_artifact(out / name)
+            tracker.log_metrics({k: summary[k] for k in ("final_test_acc", "best_test_acc", "images_per_s",
+                                                         "wall_s") if summary[k] is not None},
+                                step=result.iterations)
+        if result.stop_reason:
+            tracker.fail(f"diverged: {result.stop_reason}")
+            if cfg.trainer.fail_on_divergence:
+                raise Diverged(result.stop_reason, out)
+    return summary
