@@ -43,15 +43,16 @@ def test_metrics_keep_the_dvc_keys(built) -> None:
     assert metrics["one_cycle_final_test_acc_mean"] == pytest.approx(99.2)
     assert metrics["inv_final_test_acc_std"] == pytest.approx(0.1)
     assert metrics["speedup_iterations_ratio"] == pytest.approx(0.2)
-    assert metrics["inv_diverged"] == 1 and metrics["step_diverged"] == 1 and metrics["claims_reproduced"] >= 2
+    assert metrics["inv_diverged"] == 1 and metrics["step_diverged"] == 1 and metrics["claims_reproduced"] >= 1
 
 
 def test_report_lists_verdicts_diverged_and_not_run_rows(built) -> None:
     out, result = built
     text = (out / "report.md").read_text()
     assert text.startswith("# superconv report: MNIST / LeNet — one_cycle vs inv")
-    assert "## Verdicts" in text and "**REPRODUCED**: 1cycle reaches the Caffe inv baseline" in text
+    assert "## Verdicts" in text and "**INCONCLUSIVE**: 1cycle reaches the Caffe inv baseline" in text
     assert "| inv | MNIST / LeNet | Caffe inv" in text and "3 (+1 diverged)" in text
+    assert "| 98.92 (n=5, coxy) |" in text and "Independent (coxy): coxy1989/superconv @ 5feadb6" in text
     assert "**diverged**: loss nan at iteration 7" in text  # the diverged seeds are listed, not dropped
     assert "| step | MNIST / LeNet |" in text and "| **diverged** |" in text
     assert re.search(r"\| paper_cifar10_resnet56/clr \|.*\| not run \| CIFAR-10 and a GPU", text)

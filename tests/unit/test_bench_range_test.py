@@ -18,3 +18,12 @@ def test_range_test_benchmark_times_training_and_both_range_tests(tmp_path: Path
     assert all(v > 0 for v in report["iterations_per_s"].values())
     assert report["ratio_to_train"]["train"] == 1.0 and report["eval_size"] == 16
     assert report["data"] == "synthetic" and report["range_test_loop_overhead_us"] > 0
+
+
+def test_the_benchmarked_range_test_is_the_configured_one() -> None:
+    """The variants run the ramp the benchmark asks for (an assignment once copied the preset's 0-0.5 over 60
+    iterations into the config instead, which diverged on random data within 16 iterations)."""
+    from superconv.bench.range_test import _config
+
+    rt = _config(100, 128, 1, 20, 300).range_test
+    assert (rt.iterations, rt.start_lr, rt.end_lr, rt.eval_every, rt.eval_size) == (100, 0.0, 0.001, 20, 300)

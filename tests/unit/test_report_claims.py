@@ -61,10 +61,14 @@ def test_speedup_ratio_is_mean_iterations_over_the_baseline_budget(study) -> Non
     ref, runs, table = study
     [v] = speedup(claim(ref, "mnist_speed"), runs, ref, table)
     # target = mean(99.0, 98.9, 99.1) = 99.0; one_cycle reaches it after 20, 30, 10 updates; inv ran 100
-    assert v.verdict == "reproduced" and "ratio 0.200" in v.statistic and "20, 30, 10" in v.evidence
+    # per-seed ratios 0.2, 0.3, 0.1: mean 0.200, 95% CI 0.2 ± 4.303 * 0.1 / sqrt(3) = [-0.048, 0.448]
+    assert "ratio 0.200, 95% CI [-0.048, 0.448]" in v.statistic and "20, 30, 10" in v.evidence
+    assert v.verdict == "inconclusive" and "more seeds would not likely decide it" in v.evidence  # mean == limit
+    assert "about 7 seeds per run" in speedup({**claim(ref, "mnist_speed"), "max_ratio": 0.3}, runs, ref,
+                                              table)[0].evidence  # 4.303 -> t(6) * 0.1 / sqrt(7) < 0.1
     assert "ratio 0.141" in v.published  # 12 vs 85 epochs, computed from the rows
-    strict = {**claim(ref, "mnist_speed"), "max_ratio": 0.15}
-    assert speedup(strict, runs, ref, table)[0].verdict == "not reproduced"
+    loose = {**claim(ref, "mnist_speed"), "max_ratio": 0.5}
+    assert speedup(loose, runs, ref, table)[0].verdict == "reproduced"  # the whole CI lies below 0.5
 
 
 def test_not_worse_uses_welch_difference(study) -> None:
@@ -72,8 +76,12 @@ def test_not_worse_uses_welch_difference(study) -> None:
     [v] = not_worse(claim(ref, "mnist_not_worse"), runs, ref, table)
     se = math.sqrt(0.01 / 3 + 0.01 / 3)
     p = 2 * stats.t.sf(0.2 / se, 4)
-    assert v.verdict == "reproduced"
+    # +0.2 pp, 95% CI [-0.027, +0.427]: the lower bound clears the -0.1 pp margin
+    assert v.verdict == "reproduced" and "margin 0.1 pp" in v.evidence
     assert f"p = {p:.3g}" in v.statistic and "+0.200 pp" in v.statistic
+    strict = {**claim(ref, "mnist_not_worse"), "margin_pp": 0.0}
+    undecided = not_worse(strict, runs, ref, table)[0]
+    assert undecided.verdict == "inconclusive" and "seeds per run would likely decide it" in undecided.evidence
     assert "1 diverged seed(s) of inv excluded" in v.evidence
 
 

@@ -20,6 +20,17 @@ def test_every_row_is_keyed_sourced_and_tagged() -> None:
     assert ref.row("paper_cifar10_resnet56/pc@20000")["authors_log"] == 62.33
 
 
+def test_independent_reproductions_are_data_with_their_source() -> None:
+    """coxy1989/superconv's Keras 5-run means of the MNIST rows, each resolved to its cited source."""
+    ref = load_reference()
+    found = {r["run"]: r["independent"]["mean"] for r in ref.rows
+             if r["experiment"] == "paper_mnist_lenet" and r["independent"]}
+    assert found == {"inv": 98.92, "one_cycle": 99.05, "one_cycle_25ep": 99.01, "one_cycle_50ep": 99.02,
+                     "one_cycle_85ep": 99.07}
+    cite = ref.row("paper_mnist_lenet/one_cycle")["independent"]["cite"]
+    assert "coxy1989/superconv" in cite and "5feadb6032e16b93b2ddbd1b84460796a865d48b" in cite
+
+
 def test_claims_name_existing_rows_and_known_types() -> None:
     ref = load_reference()
     for claim in [*ref.claims, *ref.study_claims]:

@@ -9,7 +9,14 @@ import pytest
 from scipy import stats
 
 from superconv.common.metrics import iterations_to_target
-from superconv.report.stats import difference, summarize
+from superconv.report.stats import (
+    decide_at_least,
+    decide_at_most,
+    decide_within,
+    difference,
+    seeds_to_decide,
+    summarize,
+)
 
 
 def test_summary_mean_std_and_t_interval() -> None:
@@ -54,3 +61,39 @@ def test_difference_against_a_single_number_is_one_sample_t() -> None:
     assert d.p == pytest.approx(stats.ttest_1samp([99.1, 99.2, 99.3], 99.25).pvalue)
     one = difference(99.2, 0.0, 1, 99.25)
     assert math.isnan(one.p) and one.diff == pytest.approx(-0.05)
+
+
+@pytest.mark.parametrize(("ci", "bound", "verdict"), [
+    ((0.01, 0.5), 0.0, "reproduced"),
+    ((0.0, 0.5), 0.0, "inconclusive"),  # the lower bound must clear the margin, not touch it
+    ((-0.2, 0.3), 0.0, "inconclusive"),
+    ((-0.5, 0.0), 0.0, "inconclusive"),  # the whole CI must lie on the wrong side
+    ((-0.5, -0.01), 0.0, "not reproduced"),
+    ((-0.05, 0.3), -0.1, "reproduced"),  # non-inferiority: bound = -margin
+    ((math.nan, math.nan), 0.0, "inconclusive"),
+])
+def test_at_least_decides_by_where_the_ci_lies(ci, bound, verdict) -> None:
+    assert decide_at_least(ci, bound) == verdict
+    assert decide_at_most((-ci[1], -ci[0]), -bound) == verdict  # the mirror image
+
+
+@pytest.mark.parametrize(("ci", "verdict"), [
+    ((-0.09, 0.09), "reproduced"),
+    ((-0.1, 0.05), "inconclusive"),  # touching the tolerance is not inside it
+    ((-0.3, 0.05), "inconclusive"),
+    ((-0.3, -0.1), "inconclusive"),
+    ((-0.3, -0.11), "not reproduced"),
+    ((0.11, 0.2), "not reproduced"),
+    ((-0.5, 0.5), "inconclusive"),
+])
+def test_within_is_an_equivalence_test(ci, verdict) -> None:
+    assert decide_within(ci, 0.1) == verdict
+
+
+def test_seeds_to_decide_is_the_first_count_whose_ci_clears_the_margin() -> None:
+    n = seeds_to_decide(0.1, 0.02)
+    half = lambda k: stats.t.ppf(0.975, k - 1) * math.sqrt(0.02 / k)  # noqa: E731
+    assert half(n) < 0.1 <= half(n - 1)
+    assert seeds_to_decide(0.0, 0.02) is None  # an effect on the margin is never decided
+    assert seeds_to_decide(0.1, 0.02, fixed_variance=0.01) is None  # the fixed part alone is too wide
+    assert seeds_to_decide(1.0, 0.0001) == 2

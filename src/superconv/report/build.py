@@ -46,11 +46,18 @@ def _published(r: dict[str, Any]) -> str:
     return f"{r['published_mean']:.2f}" + (f" ± {std:.2f} (n={int(r['published_n'])})" if _fmt(std) != "–" else "")
 
 
+def _independent(r: dict[str, Any]) -> str:
+    if _fmt(r.get("independent_mean")) == "–":
+        return "–"
+    return f"{r['independent_mean']:.2f} (n={int(r['independent_n'])}, {r['independent_source']})"
+
+
 def ours_markdown(table: pd.DataFrame) -> str:
-    """Our runs: mean ± std (n), CI, the published value, the authors' log and the differences."""
+    """Our runs: mean ± std (n), CI, the published value, the authors' log, an independent reproduction (so a gap can
+    be told apart as ours or the paper's) and the differences."""
     lines = ["| run | dataset / model | policy | budget (ours) | budget (paper) | n | ours (mean ± std) | 95% CI | "
-             "published | authors' log | ours − published [95% CI] | ours − log | tag |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "published | authors' log | independent | ours − published [95% CI] | ours − log | tag |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table[table["status"].isin(RAN)].to_dict("records"):
         n = f"{r['n']}" + (f" (+{r['diverged']} diverged)" if r["diverged"] else "")
         ours = f"{_fmt(r['ours_mean'])} ± {_fmt(r['ours_std'])}" if r["status"] == "ran" else "**diverged**"
@@ -64,9 +71,13 @@ def ours_markdown(table: pd.DataFrame) -> str:
         lines.append(f"| {r['run']} | {dataset}{size} | {r['policy']} | {_budget(r['iterations'], r['epochs'])} | "
                      f"{_budget(r.get('published_iterations'), r.get('published_epochs'))} | {n} | {ours} | "
                      f"[{_fmt(r['ci95_low'])}, {_fmt(r['ci95_high'])}] | {_published(r)} | "
-                     f"{_fmt(r.get('authors_log'))} | {diff} | {_fmt(r['difference_log'], sign=True)} | "
+                     f"{_fmt(r.get('authors_log'))} | {_independent(r)} | {diff} | "
+                     f"{_fmt(r['difference_log'], sign=True)} | "
                      f"{r['verified'] if isinstance(r.get('verified'), str) else '–'} |")
-    return "\n".join(lines)
+    ran = table[table["status"].isin(RAN)]
+    cites = dict(zip(ran.get("independent_source", []), ran.get("independent_cite", []), strict=True))
+    notes = [f"Independent ({name}): {cites[name]}." for name in sorted(n for n in cites if isinstance(n, str))]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def not_run_markdown(table: pd.DataFrame, ref: Reference) -> str:

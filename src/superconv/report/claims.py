@@ -12,10 +12,18 @@ from scipy import stats
 
 from superconv.report.reference import Reference
 from superconv.report.results import RunSet
-from superconv.report.stats import difference, summarize
+from superconv.report.stats import (
+    decide_at_least,
+    decide_at_most,
+    decide_within,
+    difference,
+    seeds_note,
+    seeds_to_decide,
+    summarize,
+)
 from superconv.report.tables import effective_train_size, speed_table
 
-ALPHA = 0.05
+ALPHA = 0.05  # the slope test of gap_grows; the other rules decide by their 95% CIs
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not run")
 
 
@@ -109,14 +117,21 @@ def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataF
                         f"{len(missed)} of {len(mine)} seeds never reached {target:.2f}%",
                         f"target = {claim['baseline']}'s mean final accuracy; {diverged} of the misses diverged",
                         published)]
-    ratio = float(mine["iterations_to_target"].mean()) / budget
-    verdict = "reproduced" if ratio <= claim["max_ratio"] else "not reproduced"
+    ratios = (mine["iterations_to_target"].astype(float) / budget).tolist()
+    s, limit = summarize(ratios), float(claim["max_ratio"])
+    verdict = decide_at_most(s.ci95, limit)
+    ci = f", 95% CI [{s.ci95[0]:.3f}, {s.ci95[1]:.3f}]" if s.n > 1 else ""
+    rule = f"reproduced when the CI's upper bound is below {limit:g}"
+    if s.n < 2:
+        rule += "; one seed gives no CI: needs at least 2"
+    elif verdict == "inconclusive":
+        rule += "; " + seeds_note(seeds_to_decide(abs(s.mean - limit), s.std**2), s.n)
     return [Verdict(claim["id"], claim["text"], verdict,
-                    f"iterations-to-target ratio {ratio:.3f} (claim: <= {claim['max_ratio']:g})",
+                    f"iterations-to-target ratio {s.mean:.3f}{ci} (claim: <= {limit:g})",
                     f"{claim['policy']} reached {target:.2f}% ({claim['baseline']}'s mean final accuracy) after "
                     f"{mine['iterations_to_target'].mean():.0f} iterations on average (seeds: "
                     f"{', '.join(f'{x:.0f}' for x in mine['iterations_to_target'])}) vs the baseline's {budget}, "
-                    f"{1 / ratio:.1f}x fewer", published)]
+                    f"{1 / s.mean:.1f}x fewer; {rule}", published)]
 
 
 def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
@@ -135,19 +150,17 @@ def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.Dat
     d = difference(sa.mean, sa.std, sa.n, sb.mean, sb.std, sb.n)
     notes = _diverged_note(pol) + _diverged_note(base)
     means = f"{sa.mean:.2f} ± {sa.std:.2f} (n={sa.n}) vs {sb.mean:.2f} ± {sb.std:.2f} (n={sb.n}){notes}"
+    margin = float(claim["margin_pp"])
+    rule = f"non-inferiority margin {margin:g} pp: reproduced when the CI's lower bound is above {-margin:+g} pp"
     if math.isnan(d.p) or sa.n < 2 or sb.n < 2:
-        verdict = "reproduced" if d.diff >= 0 else "inconclusive"
-        return [Verdict(claim["id"], claim["text"], verdict, f"difference {d.diff:+.3f} pp",
-                        f"{means}; too few seeds for a test", published)]
-    if d.diff >= 0:
-        verdict = "reproduced"
-    elif d.p < ALPHA:
-        verdict = "not reproduced"
-    else:
-        verdict = "inconclusive"
+        return [Verdict(claim["id"], claim["text"], "inconclusive", f"difference {d.diff:+.3f} pp",
+                        f"{means}; {rule}; a CI needs at least 2 seeds of each run", published)]
+    verdict = decide_at_least(d.ci95, -margin)
+    if verdict == "inconclusive":
+        rule += "; " + seeds_note(seeds_to_decide(abs(d.diff + margin), sa.std**2 + sb.std**2), min(sa.n, sb.n))
     return [Verdict(claim["id"], claim["text"], verdict,
                     f"difference {d.diff:+.3f} pp, 95% CI [{d.ci95[0]:+.3f}, {d.ci95[1]:+.3f}], Welch p = {d.p:.3g}",
-                    means, published)]
+                    f"{means}; {rule}", published)]
 
 
 def matches_published(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
@@ -191,13 +204,16 @@ def _match_verdict(claim_id: str, text: str, r: dict[str, Any], row: dict[str, A
                        published)
     lo, hi = r["difference_ci_low"], r["difference_ci_high"]
     stat = f"{diff}, 95% CI [{lo:+.2f}, {hi:+.2f}], p = {r['difference_p']:.3g}"
-    if r["difference_p"] < ALPHA:
-        verdict, why = "not reproduced", "our accuracy differs significantly from the paper's"
-    elif -tol <= lo and hi <= tol:
-        verdict, why = "reproduced", f"no significant difference and the CI lies within ±{tol:g} pp"
-    else:
-        verdict, why = "inconclusive", f"no significant difference, but the CI is wider than ±{tol:g} pp"
-    return Verdict(claim_id, text, verdict, stat, f"{ours}; {why}", published)
+    verdict = decide_within((lo, hi), tol)
+    why = {"reproduced": f"the CI lies within ±{tol:g} pp",
+           "not reproduced": f"the CI lies wholly outside ±{tol:g} pp",
+           "inconclusive": f"the CI crosses ±{tol:g} pp"}[verdict]
+    if verdict == "inconclusive":
+        published_std = row["std"] if r["compared_to"] == "published" else None
+        fixed = published_std**2 / row["n"] if published_std is not None and row["n"] else 0.0
+        gap = abs(abs(r["difference"]) - tol)
+        why += "; " + seeds_note(seeds_to_decide(gap, r["ours_std"] ** 2, fixed), r["n"])
+    return Verdict(claim_id, text, verdict, stat, f"{ours}; equivalence margin ±{tol:g} pp: {why}", published)
 
 
 def gap_grows(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:

@@ -103,12 +103,13 @@ def accuracy_vs_epochs_figure(ours: pd.DataFrame, published: pd.DataFrame) -> pl
 
 
 def published_comparison_figure(rows: pd.DataFrame) -> plt.Figure:
-    """Ours (mean, 95% CI) beside the published value (± std) and the authors' log, one line per reproduced row."""
+    """Ours (mean, 95% CI) beside the published value (± std), the authors' log and an independent reproduction,
+    one line per reproduced row."""
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.5))
     y = range(len(rows))
     ci_low = (rows["ours_mean"] - rows["ci95_low"]).fillna(0)
     ci_high = (rows["ci95_high"] - rows["ours_mean"]).fillna(0)
-    colors = sns.color_palette("deep", 3)
+    colors = sns.color_palette("deep", 4)
     ax.errorbar(rows["ours_mean"], y, xerr=[ci_low, ci_high], linestyle="none", marker="s", capsize=3,
                 color=colors[0], label="ours (mean, 95% CI)")
     pub = rows["published_mean"].astype(float)
@@ -116,6 +117,9 @@ def published_comparison_figure(rows: pd.DataFrame) -> plt.Figure:
                 markerfacecolor="none", capsize=3, color=colors[1], label="published (± std)")
     ax.plot(rows["authors_log"].astype(float), list(y), linestyle="none", marker="x", color=colors[2],
             label="authors' log")
+    if "independent_mean" in rows and rows["independent_mean"].notna().any():
+        ax.plot(rows["independent_mean"].astype(float), list(y), linestyle="none", marker="D", markersize=5,
+                color=colors[3], label="independent reproduction")
     ax.set_yticks(list(y), rows["label"])
     ax.invert_yaxis()
     ax.set_xlabel("final test accuracy (%)")

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 ROW_DEFAULTS = {"train_size": None, "iterations": None, "epochs": None, "mean": None, "std": None, "n": None,
-                "authors_log": None, "note": "", "needs": "", "family": None}
+                "authors_log": None, "note": "", "needs": "", "family": None, "independent": None}
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Reference:
     study_claims: list[dict[str, Any]]
     datasets: dict[str, int]
     groups: dict[str, dict[str, Any]]
+    independent_sources: dict[str, str]  # name -> who ran the reproduction, how, and where its numbers are
 
     def row(self, key: str) -> dict[str, Any]:
         found = next((r for r in self.rows if r["key"] == key), None)
@@ -51,9 +52,15 @@ def load_reference(path: Path | None = None) -> Reference:
         group = {k: v for k, v in groups[raw["group"]].items() if k != "title"}
         row = {**ROW_DEFAULTS, **group, **raw}
         row["key"] = row_key(row["experiment"], row["run"], row["train_size"])
+        if row["independent"] is not None:
+            name = row["independent"]["source"]
+            if name not in data["independent_sources"]:
+                raise ValueError(f"published.yaml: row {row['key']} names an unknown independent source {name!r}")
+            row["independent"] = {**row["independent"], "cite": data["independent_sources"][name]}
         rows.append(row)
     keys = [r["key"] for r in rows]
     duplicates = {k for k in keys if keys.count(k) > 1}
     if duplicates:
         raise ValueError(f"published.yaml: duplicate row keys {sorted(duplicates)}")
-    return Reference(rows, data["claims"], data["study_claims"], data["datasets"], groups)
+    return Reference(rows, data["claims"], data["study_claims"], data["datasets"], groups,
+                     data["independent_sources"])

@@ -60,3 +60,60 @@ def difference(m1: float, s1: float, n1: int, m2: float, s2: float | None = None
     half = float(stats.t.ppf(0.975, df)) * se
     p = float(2 * stats.t.sf(abs(diff) / se, df))
     return Difference(diff, (diff - half, diff + half), p, df)
+
+
+# --- decisions by confidence interval ------------------------------------------------------------------------------
+# A verdict must not outrun its evidence: each rule names its margin and decides by where the 95% CI lies against it.
+# "reproduced" needs the whole CI on the claim's side, "not reproduced" the whole CI on the other side; anything
+# that straddles the margin is "inconclusive" (and seeds_to_decide says roughly how many seeds would settle it).
+
+def decide_at_least(ci: tuple[float, float], bound: float) -> str:
+    """Claim: the quantity is >= ``bound`` (non-inferiority with bound = -margin)."""
+    lo, hi = ci
+    if math.isnan(lo) or math.isnan(hi):
+        return "inconclusive"
+    return "reproduced" if lo > bound else "not reproduced" if hi < bound else "inconclusive"
+
+
+def decide_at_most(ci: tuple[float, float], bound: float) -> str:
+    """Claim: the quantity is <= ``bound`` (a speed-up ratio under its maximum)."""
+    lo, hi = ci
+    if math.isnan(lo) or math.isnan(hi):
+        return "inconclusive"
+    return "reproduced" if hi < bound else "not reproduced" if lo > bound else "inconclusive"
+
+
+def decide_within(ci: tuple[float, float], tolerance: float) -> str:
+    """Claim: the quantity lies within ±``tolerance`` (equivalence to a published value)."""
+    lo, hi = ci
+    if math.isnan(lo) or math.isnan(hi):
+        return "inconclusive"
+    if -tolerance < lo and hi < tolerance:
+        return "reproduced"
+    return "not reproduced" if hi < -tolerance or lo > tolerance else "inconclusive"
+
+
+MAX_SEEDS = 200
+
+
+def seeds_to_decide(gap: float, variance_per_seed: float, fixed_variance: float = 0.0) -> int | None:
+    """Seeds per run at which a 95% CI of the observed effect would no longer cross the margin ``gap`` away.
+
+    ``variance_per_seed`` is the summed per-seed variance of the sides that get more seeds (ours, or ours plus a
+    baseline run as often); ``fixed_variance`` a part more seeds do not shrink (a published mean's). Assumes the
+    observed mean and spread stay; None when no count up to MAX_SEEDS would do (the effect sits on the margin).
+    """
+    if not gap > 0 or math.isnan(variance_per_seed):
+        return None
+    for n in range(2, MAX_SEEDS + 1):
+        half = float(stats.t.ppf(0.975, n - 1)) * math.sqrt(variance_per_seed / n + fixed_variance)
+        if half < gap:
+            return n
+    return None
+
+
+def seeds_note(needed: int | None, have: int) -> str:
+    """The inconclusive verdict's last words: how many seeds would likely decide it."""
+    if needed is None:
+        return f"more seeds would not likely decide it (the observed effect sits on the margin; n={have})"
+    return f"about {needed} seeds per run would likely decide it, from the observed spread (n={have} now)"

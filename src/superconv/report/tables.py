@@ -32,6 +32,7 @@ def _published_fields(row: dict[str, Any]) -> dict[str, Any]:
             "published_iterations": row["iterations"], "published_epochs": row["epochs"],
             "published_mean": row["mean"], "published_std": row["std"], "published_n": row["n"],
             "authors_log": row["authors_log"], "verified": row["verified"], "source": row["source"],
+            **{f"independent_{k}": (row["independent"] or {}).get(k) for k in ("mean", "n", "source", "cite")},
             "needs": row["needs"], "note": row["note"]}
 
 
