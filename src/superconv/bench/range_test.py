@@ -27,7 +27,7 @@ from superconv.core.data.prepared import load_prepared
 from superconv.core.engine import FP32, Trainable, build_trainable, classification_step, held_out, seed_everything
 from superconv.core.loop import Checkpointing
 from superconv.core.range_test import run_range_test
-from superconv.core.schedules import build_schedule, range_lr
+from superconv.core.schedules import build_schedule
 from superconv.stages.config import compose_stage_config
 from superconv.stages.train import run_training
 
@@ -59,8 +59,7 @@ def _range_its(cfg: DictConfig, data: DeviceData, test: DeviceData, evaluated: b
     rt, trainer = cfg.range_test.copy(), cfg.trainer
     with open_dict(rt):
         rt.eval_every = rt.eval_every if evaluated else None
-    trainable = build_trainable(cfg, data.device, range_lr(0, rt.iterations, rt.start_lr, rt.end_lr, rt.protocol),
-                                float(rt.momentum))
+    trainable = build_trainable(cfg, data.device, float(rt.start_lr), float(rt.momentum))  # the ramp's first values
     sgd = classification_step(trainable, data, int(trainer.total_batch))
     stepped: list[int] = []
 
