@@ -1,4 +1,4 @@
-"""Optimizer parameter groups: whether weight decay reaches BN scale/shift and biases.
+"""Optimizer parameter groups (whether weight decay reaches BN scale/shift and biases) and Caffe's SGD.
 
 Caffe applies weight decay to every parameter whose layer sets no ``decay_mult``: the BN ``Scale`` layers'
 gamma/beta in the authors' nets (no ``param`` block in lnsmith54/super-convergence
@@ -37,3 +37,47 @@ def build_optimizer(cfg: DictConfig, model: nn.Module, lr: float, momentum: floa
     decay_all = bool(settings.pop("decay_bn_and_bias", True))
     groups = param_groups(model, float(settings["weight_decay"]), decay_all)
     return instantiate(settings, _convert_="all")(params=groups, lr=lr, momentum=momentum)
+
+
+class CaffeSGD(torch.optim.Optimizer):
+    """Caffe's SGD solver (BVLC caffe src/caffe/solvers/sgd_solver.cpp), the update the authors' results ran on.
+
+    Caffe keeps the learning rate inside the velocity, ``v <- m v + lr lr_mult (g + wd w); w <- w - v``, while
+    torch.optim.SGD keeps it outside, ``v <- m v + g + wd w; w <- w - lr v``. The two agree only at a constant
+    lr; under 1cycle, whose lr moves every iteration, they differ. Caffe's LeNet also gives biases lr_mult 2
+    (examples/mnist/lenet_train_test.prototxt): parameters with one dimension get ``bias_lr_mult``.
+    """
+
+    def __init__(self, params: Any, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                 bias_lr_mult: float = 1.0) -> None:
+        groups = list(params)
+        if groups and not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        split = []
+        for group in groups:
+            params_ = list(group["params"])
+            rest = {k: v for k, v in group.items() if k != "params"}
+            split.append({**rest, "params": [p for p in params_ if p.ndim > 1], "lr_mult": 1.0})
+            split.append({**rest, "params": [p for p in params_ if p.ndim <= 1], "lr_mult": float(bias_lr_mult)})
+        super().__init__([g for g in split if g["params"]],
+                         {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "lr_mult": 1.0})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            rate, decay, momentum = group["lr"] * group["lr_mult"], group["weight_decay"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                update = p.grad.add(p, alpha=decay) if decay else p.grad.clone()
+                velocity = self.state[p].get("momentum_buffer")
+                if velocity is None:
+                    velocity = self.state[p]["momentum_buffer"] = update.mul_(rate)
+                else:
+                    velocity.mul_(momentum).add_(update, alpha=rate)
+                p.sub_(velocity)
+        return loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from superconv.common.errors import ConfigError
+from superconv.common.io import atomic_write, write_json
+from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, loaded_code
 from superconv.core.data.augment import Augment
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import Prepared, read_meta
+from superconv.core.distributed import world_size
 from superconv.core.engine import resolve_device, seed_everything
 from superconv.stages import config as C
 
@@ -50,10 +54,30 @@ def preflight(cfg: DictConfig) -> tuple[dict[str, Any], torch.device]:
     return meta, resolve_device(cfg.trainer.device)
 
 
-def dataset_tags(meta: dict[str, Any]) -> dict[str, str]:
+def run_tags(meta: dict[str, Any], device: torch.device) -> dict[str, str]:
+    """MLflow tags of a run: its dataset, and the devices it ran on (a GPU run is searchable as one)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine() or device.type
     return {"superconv.dataset": meta["dataset"], "superconv.dataset_source": meta["source"],
-            "superconv.dataset_sha256": meta["sha256"]["train.pt"]}
+            "superconv.dataset_sha256": meta["sha256"]["train.pt"], "superconv.device": name,
+            "superconv.device_type": device.type, "superconv.device_count": str(world_size())}
 
 
 def study_name(cfg: DictConfig, default: str) -> str:
     return cfg.study if cfg.study else default
+
+
+def write_config(out: Path, cfg: DictConfig) -> None:
+    """The run's whole resolved config beside its results (the values MLflow gets as params), so any run can be
+    labelled and compared by any key."""
+    atomic_write(Path(out, CONFIG_FILE), lambda p: p.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
+
+
+def write_provenance(out: Path) -> None:
+    """The code this process ran (every superconv module loaded) and its environment, written when it ends."""
+    write_json(Path(out, PROVENANCE_FILE), {
+        "code": loaded_code(), "python": platform.python_version(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
+        "processor": platform.processor() or None})

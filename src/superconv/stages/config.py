@@ -171,7 +171,7 @@ def _check_run(run: schema.TrainConfig | schema.RangeTestConfig, momentum: float
         if ours != theirs:
             raise ConfigError(f"model.{key}={ours!r} differs from dataset.{key.removeprefix('in_')}={theirs!r}: "
                               f"leave model.{key} to the dataset (${{dataset.{key.removeprefix('in_')}}}).")
-    if run.optimizer.nesterov and momentum <= 0:
+    if isinstance(run.optimizer, schema.TorchSGD) and run.optimizer.nesterov and momentum <= 0:
         raise ConfigError(f"optimizer.nesterov=true needs a momentum above 0, but it starts at {momentum}: raise the "
                           "momentum or set optimizer.nesterov=false.")
     augment = run.augment

@@ -22,7 +22,15 @@ from superconv.core.range_rules import suggestion
 from superconv.core.range_test import CURVE_COLUMNS, run_range_test
 from superconv.core.schedules import range_lr
 from superconv.stages import config as C
-from superconv.stages.common import dataset_dir, dataset_tags, device_data, preflight, study_name
+from superconv.stages.common import (
+    dataset_dir,
+    device_data,
+    preflight,
+    run_tags,
+    study_name,
+    write_config,
+    write_provenance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +63,15 @@ def _range_test(cfg: DictConfig, checked: C.Checked, default_study: str, meta: d
     resume = load_resumable(checkpointing.path, checkpointing.fingerprint)
     if resume is not None:
         log.info("resuming %s from its checkpoint at iteration %d", out, resume["loop"]["iteration"])
+    if is_rank0():
+        write_config(out, cfg)
     model_name = cfg.model._target_.rsplit(".", 1)[-1]
     provenance = {"model": cfg.model._target_, "model_parameters": count_parameters(trainable.model),
                   "dataset": cfg.dataset.name, "dataset_source": meta["source"],
                   "dataset_sha256": meta["sha256"]["train.pt"], "total_batch": trainer.total_batch,
                   "weight_decay": cfg.optimizer.weight_decay, "seed": cfg.seed,
                   "eval_size": min(rt.eval_size, len(test_data)) if rt.eval_every is not None else None}
-    tags = {**dataset_tags(meta), "superconv.range_test.protocol": rt.protocol}
+    tags = {**run_tags(meta, device), "superconv.range_test.protocol": rt.protocol}
     with tracked_run(cfg, f"range_test-{model_name.lower()}-{cfg.dataset.name}", study_name(cfg, default_study),
                      tags, resume_run_id=resume["tracking_run_id"] if resume else None, writer=is_rank0()) as tracker:
         result = run_range_test(
@@ -78,6 +88,7 @@ def _range_test(cfg: DictConfig, checked: C.Checked, default_study: str, meta: d
                 atomic_write(out / "curve.csv", lambda p: frame.to_csv(p, index=False))
         if is_rank0():
             write_json(out / "suggestion.json", found)
+            write_provenance(out)
             plots.save_figure(plots.range_test_figure(frame, found), out / "range_test.png")
             for file in ("curve.csv", "suggestion.json", "range_test.png"):
                 tracker.log_artifact(out / file)

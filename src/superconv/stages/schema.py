@@ -245,7 +245,7 @@ class _Model(Group):
 class LeNet(_Model):
     target: Literal["superconv.core.models.lenet.LeNet"] = Field(alias="_target_")
     image_size: Annotated[int, Ge(16), Expect("an integer >= 16 (LeNet's two 5x5 convs and pools)")]
-    init: Literal["xavier", "torch"] = "xavier"
+    init: Literal["xavier", "msra", "torch"] = "xavier"
 
 
 class CifarResNet(_Model):
@@ -283,17 +283,30 @@ Model = Annotated[LeNet | CifarResNet | DenseNet | ResNet50, Field(discriminator
 
 # --- optimizer --------------------------------------------------------------------------------------------------------
 
-class Optimizer(Group):
-    """conf/optimizer/sgd.yaml; lr and momentum are the schedule's."""
-
+class _Optimizer(Group):
     moved: ClassVar[dict[str, str]] = {
         k: "the learning rate and momentum come from the schedule now: set schedule.* or recipe.<policy>.*"
         for k in ("lr", "momentum")}
-    target: Literal["torch.optim.SGD"] = Field(alias="_target_")
     partial: Literal[True] = Field(alias="_partial_")
     weight_decay: NonNegativeFloat
-    nesterov: bool = False
     decay_bn_and_bias: bool = True
+
+
+class TorchSGD(_Optimizer):
+    """conf/optimizer/sgd.yaml; lr and momentum are the schedule's."""
+
+    target: Literal["torch.optim.SGD"] = Field(alias="_target_")
+    nesterov: bool = False
+
+
+class CaffeSGD(_Optimizer):
+    """conf/optimizer/caffe_sgd.yaml: Caffe's update (lr inside the velocity), with the biases' lr_mult."""
+
+    target: Literal["superconv.core.optim.CaffeSGD"] = Field(alias="_target_")
+    bias_lr_mult: PositiveFloat = 2.0
+
+
+Optimizer = Annotated[TorchSGD | CaffeSGD, Field(discriminator="target")]
 
 
 # --- schedule: one per policy (core.schedules.POLICIES, conf/schedule/*.yaml) -----------------------------------------

@@ -32,7 +32,15 @@ from superconv.core.loop import (
 )
 from superconv.core.schedules import Schedule
 from superconv.stages import config as C
-from superconv.stages.common import dataset_dir, dataset_tags, device_data, preflight, study_name
+from superconv.stages.common import (
+    dataset_dir,
+    device_data,
+    preflight,
+    run_tags,
+    study_name,
+    write_config,
+    write_provenance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +143,14 @@ def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: st
            lr_source: str, meta: dict[str, Any], device: Any) -> dict[str, Any]:
     out, schedule = Path(cfg.out), checked.schedule
     train_data, test_data = device_data(cfg, load_prepared(dataset_dir(cfg)), device, checked.augment)
-    tags = {**dataset_tags(meta), "superconv.run": run_name, "superconv.experiment": str(experiment),
+    tags = {**run_tags(meta, device), "superconv.run": run_name, "superconv.experiment": str(experiment),
             "superconv.seed": str(cfg.seed), "superconv.lr_source": lr_source}
     checkpointing = Checkpointing(out / "checkpoint.pt", config_fingerprint(cfg))
     resume = load_resumable(checkpointing.path, checkpointing.fingerprint)
     if resume is not None:
         log.info("resuming %s from its checkpoint at iteration %d", out, resume["loop"]["iteration"])
+    if is_rank0():
+        write_config(out, cfg)
     with tracked_run(cfg, f"{run_name}-seed{cfg.seed}", study_name(cfg, default_study), tags,
                      resume_run_id=resume["tracking_run_id"] if resume else None, writer=is_rank0()) as tracker:
         result = run_training(cfg, schedule, train_data, test_data, tracker, checkpointing, resume)
@@ -154,6 +164,7 @@ def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: st
             frame = pd.DataFrame(result.rows, columns=METRIC_COLUMNS)
             atomic_write(out / "metrics.csv", lambda p: frame.to_csv(p, index=False))
             write_json(out / "summary.json", summary)
+            write_provenance(out)
             log_curves(tracker, frame, f"{run_name} seed {cfg.seed}")
             for name in ("metrics.csv", "summary.json"):
                 tracker.log_artifact(out / name)

@@ -29,10 +29,11 @@ def caffe_xavier_(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def caffe_msra_(module: nn.Module) -> None:
-    """Caffe's ``msra`` filler on every conv: normal(0, sqrt(2/fan_in)), zero bias; BN at gamma 1, beta 0."""
+def caffe_msra_(module: nn.Module, layers: tuple[type[nn.Module], ...] = (nn.Conv2d,)) -> None:
+    """Caffe's ``msra`` filler on every layer of ``layers``: normal(0, sqrt(2/fan_in)), zero bias; BN at gamma 1,
+    beta 0."""
     for layer in module.modules():
-        if isinstance(layer, nn.Conv2d):
+        if isinstance(layer, layers):
             nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from superconv.core.models.caffe import caffe_xavier_
+from superconv.core.models.caffe import caffe_msra_, caffe_xavier_
 
 
 class LeNet(nn.Module):
@@ -26,8 +26,10 @@ class LeNet(nn.Module):
         )
         if init == "xavier":
             caffe_xavier_(self)
+        elif init == "msra":  # the authors' 4-run scripts alternate xavier and msra fillers
+            caffe_msra_(self, (nn.Conv2d, nn.Linear))
         elif init != "torch":
-            raise ValueError(f"model.init={init!r}; use 'xavier' (Caffe) or 'torch'")
+            raise ValueError(f"model.init={init!r}; use 'xavier' or 'msra' (Caffe fillers) or 'torch'")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
