@@ -24,7 +24,8 @@ from tests.conftest import ROOT, run_cli
 pytestmark = pytest.mark.slow
 
 TINY_STUDY = {"experiment": "tiny_digits_lenet", "dataset": "digits", "study": "e2e_tiny",
-              "runs": ["one_cycle", "inv"], "seeds": [0], "overrides": ""}  # one seed: every stage kind
+              "runs": ["one_cycle", "inv"], "seeds": [0], "range_test_seeds": "0,1",
+              "overrides": ""}  # one training seed: every stage kind; two range-test seeds: their spread
 CAPPED = "trainer.max_iterations=8"
 
 
@@ -55,20 +56,23 @@ def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None
     repo = reproduced
     for run in ("one_cycle-0", "inv-0"):
         assert (repo / "results/train" / run / "metrics.csv").is_file()
-    assert (repo / "results/range_test/tiny_digits_lenet/suggestion.json").is_file()
-    report = (repo / "reports/report.md").read_text()
+    for seed in (0, 1):
+        assert (repo / f"results/range_test/tiny_digits_lenet/seed-{seed}/suggestion.json").is_file()
+    report = (repo / "reports/e2e_tiny/report.md").read_text()
+    assert "Over 2 seeds, each rule's suggested max_lr, median [min–max]" in report
     assert "## Verdicts" in report and "one_cycle" in report and "inv" in report
     for fig in ("accuracy_vs_iteration", "schedules", "range_test"):
-        assert (repo / "reports/figures" / f"{fig}.png").stat().st_size > 10_000
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
+        assert (repo / "reports/e2e_tiny/figures" / f"{fig}.png").stat().st_size > 10_000
+    metrics = json.loads((repo / "reports/e2e_tiny/metrics.json").read_text())
     assert metrics["one_cycle_final_test_acc_mean"] > 80
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"prepare", "range_test", "train@one_cycle-0", "train@inv-0",
+    assert set(lock["stages"]) == {"prepare", "range_test", "range_spread", "train@one_cycle-0", "train@inv-0",
                                    "train_lr_from_range_test@0", "report"}
-    found = json.loads((repo / "results/range_test/tiny_digits_lenet/suggestion.json").read_text())
+    found = json.loads((repo / "results/range_spread/tiny_digits_lenet/suggestion.json").read_text())
+    assert found["seeds"] == [0, 1] and found["max_lr"] == found["spread"][found["method"]]["median"]
     fed = json.loads((repo / "results/train/one_cycle_lr_from_range_test-0/summary.json").read_text())
     assert fed["schedule"]["max_lr"] == found["max_lr"] and fed["run"] == "one_cycle_lr_from_range_test"
-    status = run_cli(["dvc", "status"], cwd=repo).stdout
+    status = run_cli(["dvc", "status", "dvc.yaml"], cwd=repo).stdout
     assert "up to date" in status
     client = MlflowClient(mlflow_uri)
     exp = client.get_experiment_by_name("superconv")
@@ -76,16 +80,16 @@ def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None
                                 "tags.`superconv.study` = 'e2e_tiny'")
     assert len(parent) == 1
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent[0].info.run_id}'")
-    assert sorted(c.data.tags["superconv.role"] for c in children) == ["range_test"] + ["train"] * 3
+    assert sorted(c.data.tags["superconv.role"] for c in children) == ["range_test"] * 2 + ["train"] * 3
     assert "report/report.md" in {a.path for a in client.list_artifacts(parent[0].info.run_id, "report")}
 
 
 def test_exp_run_with_an_override_changes_the_metrics(reproduced) -> None:
     repo = reproduced
-    before = json.loads((repo / "reports/metrics.json").read_text())["one_cycle_final_test_acc_mean"]
+    before = json.loads((repo / "reports/e2e_tiny/metrics.json").read_text())["one_cycle_final_test_acc_mean"]
     run_cli(["dvc", "exp", "run", "-n", "capped", "-S", f"overrides='{CAPPED}'"], cwd=repo)
     shown = json.loads(run_cli(["dvc", "exp", "show", "--json"], cwd=repo).stdout)
-    capped = [run["data"]["metrics"]["reports/metrics.json"]["data"]["one_cycle_final_test_acc_mean"]
+    capped = [run["data"]["metrics"]["reports/e2e_tiny/metrics.json"]["data"]["one_cycle_final_test_acc_mean"]
               for rev in shown for exp in rev.get("experiments") or [] for run in exp["revs"]
               if run["name"] == "capped"]
     assert len(capped) == 1, shown
@@ -113,7 +117,7 @@ def test_a_pushed_repo_reproduces_nothing_in_a_second_clone(reproduced, tmp_path
     client = MlflowClient(mlflow_uri)
     runs_before = len(_train_runs(client))
     run_cli(["dvc", "pull"], cwd=second)
-    assert "Data and pipelines are up to date" in run_cli(["dvc", "status"], cwd=second).stdout
+    assert "Data and pipelines are up to date" in run_cli(["dvc", "status", "dvc.yaml"], cwd=second).stdout
     repro = run_cli(["dvc", "repro"], cwd=second).stdout
     stages = yaml.safe_load((second / "dvc.lock").read_text())["stages"]
     assert "Running stage" not in repro, repro
@@ -179,7 +183,7 @@ def test_queued_ablations_on_two_workers_log_every_step_to_one_store(reproduced,
         assert found[name].get("error") is None, found[name]
         data = found[name]["data"]
         assert data["params"]["params.yaml"]["data"]["seeds"] == [seed]
-        metrics = data["metrics"]["reports/metrics.json"]["data"]
+        metrics = data["metrics"]["reports/e2e_tiny/metrics.json"]["data"]
         assert metrics["step_n"] == 1, metrics
         runs = _train_runs(client, f" and tags.`superconv.run` = 'step' and tags.`superconv.seed` = '{seed}'")
         assert len(runs) == 1, runs

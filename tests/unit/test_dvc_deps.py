@@ -32,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "superconv"
 OPTIONAL_LAYERS = ("report", "bench")  # code that a stage must not depend on unless it imports it
 NEVER_DEPS = ("README.md", "docs")
+# Scripts that launch others as processes (a study runs train and range-test processes): a stage running one needs
+# what the launched scripts run too, with every conf/ group, since a study's overrides may pick any.
+LAUNCHES = {"pipelines/study.py": ("pipelines/train.py", "pipelines/range_test.py")}
+PIPELINES = ["dvc.yaml", *sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("studies/*/dvc.yaml"))]
 
 
 # ------------------------------------------------------------------------------------------------ dvc.yaml
@@ -110,16 +114,17 @@ def hydra_entry(script: Path) -> Path | None:
     return None
 
 
-def composed_groups(entry: Path, cmd: str) -> set[str]:
+def composed_groups(entry: Path, cmd: str | None) -> set[str]:
     """conf/ groups the entry config composes under ``cmd``: its defaults (``null`` ones only when the cmd sets
-    them), plus every group an experiment preset overrides when the experiment group composes."""
+    them; every one when the cmd is not known, ``None``), plus every group an experiment preset overrides when the
+    experiment group composes."""
     groups = set()
     for item in load_yaml(entry).get("defaults", []):
         if not isinstance(item, dict):
             continue
         (key, option), = item.items()
         group = key.removeprefix("override ").strip().lstrip("/")
-        if option is None and not re.search(rf"(?<![\w/.+~]){re.escape(group)}=", cmd):
+        if option is None and cmd is not None and not re.search(rf"(?<![\w/.+~]){re.escape(group)}=", cmd):
             continue
         groups.add(group)
     if "experiment" in groups:
@@ -145,10 +150,27 @@ class StageCheck:
     absent: list[str] = field(default_factory=list)  # deps that neither exist nor are produced by a stage
 
 
+def script_needs(script_rel: str, cmd: str | None, graph: grimp.ImportGraph, root: Path) -> tuple[set[str], set[str]]:
+    """The superconv modules a script runs and the repo files and conf/ folders it reads (``cmd`` picks the conf
+    groups, see composed_groups)."""
+    src, script = root / "src", root / script_rel
+    conf: set[Path] = set()
+    entry = hydra_entry(script)
+    if entry is not None:
+        conf = {entry} | {entry.parent / g for g in composed_groups(entry, cmd)
+                          if (entry.parent / g).is_dir()}  # hydra/job_logging etc. are Hydra's own
+    imported = script_imports(script) | {t.rsplit(".", 1)[0] for t in hydra_targets(conf)}
+    modules = module_closure(graph, imported)
+    return modules, {script_rel, *module_files(modules, src, root), *(p.relative_to(root).as_posix() for p in conf)}
+
+
 def check_dvc_yaml(dvc_yaml: Path, root: Path | None = None) -> dict[str, StageCheck]:
-    """Every stage of ``dvc_yaml`` against the code and conf/ of ``root`` (default: the file's folder); the package
-    is the ``superconv`` on sys.path, which must be ``root``'s src/superconv."""
-    root = (root or dvc_yaml.parent).resolve()
+    """Every stage of ``dvc_yaml`` against the code and conf/ of ``root`` (default: the folder its stages run in,
+    their ``wdir``); the package is the ``superconv`` on sys.path, which must be ``root``'s src/superconv."""
+    stages = load_yaml(dvc_yaml)["stages"]
+    wdirs = {spec.get("wdir", ".") for spec in stages.values()}
+    assert len(wdirs) == 1, f"{dvc_yaml}: stages with different wdir {wdirs}"
+    root = (root or dvc_yaml.parent / wdirs.pop()).resolve()
     src = root / "src"
     graph = grimp.build_graph(PACKAGE, cache_dir=None)
     pkg_file = Path(importlib.import_module(PACKAGE).__file__)
@@ -156,8 +178,7 @@ def check_dvc_yaml(dvc_yaml: Path, root: Path | None = None) -> dict[str, StageC
         raise RuntimeError(f"{PACKAGE} is imported from {pkg_file}, not {src}: set PYTHONPATH={src}")
     params_file = dvc_yaml.parent / "params.yaml"
     params = load_yaml(params_file) if params_file.is_file() else {}
-    stages = load_yaml(dvc_yaml)["stages"]
-    outs = [resolve(o, params) for spec in stages.values() for o in dep_paths(spec.get("outs"))]
+    outs = [resolve(o, params) for spec in all_stages(root) for o in dep_paths(spec.get("outs"))]
     package_files = {p.relative_to(root).as_posix() for p in (src / PACKAGE).rglob("*") if p.is_file()
                      and "__pycache__" not in p.parts}
     checks = {}
@@ -167,16 +188,11 @@ def check_dvc_yaml(dvc_yaml: Path, root: Path | None = None) -> dict[str, StageC
         found = re.search(r"\bpython\s+(\S+\.py)\b", cmd)
         check = StageCheck(name, found.group(1) if found else None, deps)
         if check.script:
-            script = root / check.script
-            conf: set[Path] = set()
-            entry = hydra_entry(script)
-            if entry is not None:
-                conf = {entry} | {entry.parent / g for g in composed_groups(entry, cmd)
-                                  if (entry.parent / g).is_dir()}  # hydra/job_logging etc. are Hydra's own
-            imported = script_imports(script) | {t.rsplit(".", 1)[0] for t in hydra_targets(conf)}
-            check.modules = module_closure(graph, imported)
-            check.needed = {check.script, *module_files(check.modules, src, root),
-                            *(p.relative_to(root).as_posix() for p in conf)}
+            check.modules, check.needed = script_needs(check.script, cmd, graph, root)
+            for launched in LAUNCHES.get(check.script, ()):
+                modules, needed = script_needs(launched, None, graph, root)
+                check.modules |= modules
+                check.needed |= needed
         check.missing = sorted(p for p in check.needed if not any(covers(d, p) for d in deps))
         for layer in OPTIONAL_LAYERS:
             if not any(m.startswith(f"{PACKAGE}.{layer}") for m in check.modules):
@@ -190,12 +206,23 @@ def check_dvc_yaml(dvc_yaml: Path, root: Path | None = None) -> dict[str, StageC
     return checks
 
 
+def all_stages(root: Path) -> list[dict[str, Any]]:
+    """Every stage of every pipeline of the repo at ``root`` (their outs may be another pipeline's deps)."""
+    files = [root / "dvc.yaml", *sorted(root.glob("studies/*/dvc.yaml"))]
+    return [spec for f in files if f.is_file() for spec in load_yaml(f)["stages"].values()]
+
+
 @functools.cache
 def checks() -> dict[str, StageCheck]:
-    return check_dvc_yaml(ROOT / "dvc.yaml")
+    """Every pipeline's stages, named ``<dvc.yaml path>:<stage>`` outside the root pipeline."""
+    found = {}
+    for pipeline in PIPELINES:
+        prefix = "" if pipeline == "dvc.yaml" else f"{pipeline}:"
+        found.update({f"{prefix}{k}": v for k, v in check_dvc_yaml(ROOT / pipeline).items()})
+    return found
 
 
-STAGES = sorted(load_yaml(ROOT / "dvc.yaml")["stages"])
+STAGES = [f"{'' if p == 'dvc.yaml' else p + ':'}{s}" for p in PIPELINES for s in sorted(load_yaml(ROOT / p)["stages"])]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -217,8 +244,8 @@ def test_every_dep_exists_or_is_a_stage_output(stage: str) -> None:
 
 
 def test_training_stages_do_not_depend_on_report_code() -> None:
-    training = [c for c in checks().values() if c.script and not c.script.endswith("report.py")]
-    assert {c.name for c in training} >= {"prepare", "range_test", "train", "train_lr_from_range_test"}
+    training = [c for c in checks().values() if c.script and not c.script.endswith(("report.py", "range_spread.py"))]
+    assert {c.name for c in training} >= {"prepare", "range_test", "train", "train_lr_from_range_test", "runs"}
     for check in training:
         assert not any(m.startswith(f"{PACKAGE}.report") for m in check.modules), check.name
         assert not any(covers(d, f"src/{PACKAGE}/report/build.py") for d in check.deps), check.name
@@ -245,7 +272,7 @@ def test_the_checker_names_what_a_hand_typed_list_misses(tmp_path: Path) -> None
 
 if __name__ == "__main__":
     checkout = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT
-    for check in check_dvc_yaml(checkout / "dvc.yaml", checkout).values():
+    for check in (c for p in PIPELINES for c in check_dvc_yaml(checkout / p).values()):
         print(f"{check.name}: {check.script}, {len(check.modules)} modules")
         for what in ("missing", "forbidden", "absent"):
             if getattr(check, what):

@@ -60,6 +60,22 @@ def test_lenet_matches_caffe() -> None:
     assert count_parameters(LeNet()) == 431_080
 
 
+@pytest.mark.parametrize("init", ["xavier", "msra"])
+def test_lenet_caffe_fillers(init: str) -> None:
+    """xavier: uniform +-sqrt(3/fan_in), std sqrt(1/fan_in); msra: normal, std sqrt(2/fan_in); zero biases, for
+    every conv and fully connected layer (the authors alternate the two across the runs of a row)."""
+    torch.manual_seed(0)
+    layers = [m for m in LeNet(init=init).modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert len(layers) == 4
+    for layer in layers:
+        fan_in = layer.weight[0].numel()
+        expected = (2.0 if init == "msra" else 1.0) / fan_in
+        assert layer.weight.var().item() == pytest.approx(expected, rel=0.15)
+        assert not layer.bias.any()
+    bound = max(layer.weight.abs().max().item() * (layer.weight[0].numel() / 3) ** 0.5 for layer in layers)
+    assert (bound <= 1.0) == (init == "xavier")  # xavier is bounded by sqrt(3/fan_in); msra's normal is not
+
+
 MODELS = {
     "resnet20_avgpool": lambda: CifarResNet(depth=20),
     "resnet20_A": lambda: CifarResNet(depth=20, shortcut="A", conv_bias=False),

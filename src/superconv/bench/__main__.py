@@ -1,8 +1,9 @@
-"""``python -m superconv.bench [compare|throughput|budget|loader|range_test] [options]``: one entry to every benchmark.
+"""``python -m superconv.bench [compare|throughput|budget|loader|range_test|selfcheck] [options]``: one entry to every
+benchmark, and the GPU self-check.
 
 With no subcommand (or only options) it runs ``compare``. Each subcommand is also its module's own entry point
-(``python -m superconv.bench.loop``, ``.throughput``, ``.gpu_budget``, ``.loader``, ``.range_test``); ``-h`` after a
-subcommand lists its options.
+(``python -m superconv.bench.loop``, ``.throughput``, ``.gpu_budget``, ``.loader``, ``.range_test``, ``.selfcheck``);
+``-h`` after a subcommand lists its options.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-USAGE = "usage: python -m superconv.bench [compare|throughput|budget|loader|range_test] [options]"
+USAGE = "usage: python -m superconv.bench [compare|throughput|budget|loader|range_test|selfcheck] [options]"
 
 
 def _compare(argv: list[str]) -> Any:
@@ -44,6 +45,12 @@ def _range_test(argv: list[str]) -> Any:
     return main(argv)
 
 
+def _selfcheck(argv: list[str]) -> Any:
+    from superconv.bench.selfcheck import main
+
+    return main(argv)
+
+
 # Each module is imported on use: a subcommand loads its own module only.
 SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], Any], str]] = {
     "compare": (_compare, "our training loop (MLflow + tqdm on) vs a bare PyTorch loop (the default)"),
@@ -51,6 +58,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], Any], str]] = {
     "budget": (_budget, "device-hours per experiment preset x recipe policy x seeds"),
     "loader": (_loader, "device-resident batching vs torchvision's DataLoader; data vs step time"),
     "range_test": (_range_test, "a range test of N iterations vs N training iterations"),
+    "selfcheck": (_selfcheck, "a CUDA machine's first check: every model x precision x eager/compile, DDP, MLflow"),
 }
 
 

@@ -1,5 +1,9 @@
-"""What the benchmarks share: synthetic data and training runs built as the stages build theirs, device clocks and
-names, argument checks and interleaved repeats. Every other bench module imports this one; it imports none of them."""
+"""What the benchmarks share: synthetic data and training runs built as the stages build theirs, the bare PyTorch loop
+they are timed against, device clocks and names, argument checks and interleaved repeats. Every other bench module
+imports this one; it imports none of them.
+
+It imports no ``superconv.stages`` module at load (``stage_data`` does, when called): the stages' config schema pulls
+in pydantic and torchvision, which the GPU self-check (``superconv.bench.selfcheck``) runs without."""
 
 from __future__ import annotations
 
@@ -7,18 +11,21 @@ import argparse
 import contextlib
 import platform
 import statistics
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from superconv.core.data.augment import Augment
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import Prepared, Split
-from superconv.core.engine import AMP_DTYPES
-from superconv.stages.common import device_data
+from superconv.core.engine import AMP_DTYPES, build_trainable, place_model, seed_everything, sgd_step
+from superconv.core.models import build_model
+from superconv.core.schedules import Schedule
 
 RESULTS_DIR = Path("outputs/bench")
 T = TypeVar("T")
@@ -42,6 +49,8 @@ def synthetic_prepared(cfg: DictConfig, train_images: int, test_images: int) -> 
 
 def stage_data(cfg: DictConfig, prepared: Prepared, device: torch.device) -> tuple[DeviceData, DeviceData]:
     """Both splits on ``device`` exactly as the train and range-test stages build them (``cfg.augment`` included)."""
+    from superconv.stages.common import device_data
+
     return device_data(cfg, prepared, device, Augment.from_config(cfg.augment))
 
 
@@ -52,6 +61,72 @@ def synthetic_data(cfg: DictConfig, train_images: int, test_images: int,
 
 
 # -------------------------------------------------------------------------------------------------- training
+def bare_optimizer(cfg: DictConfig, model: torch.nn.Module, lr: float, momentum: float) -> torch.optim.Optimizer:
+    """Plain ``torch.optim.SGD`` at ``lr``/``momentum`` with the preset's weight decay and Nesterov flag."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=float(cfg.optimizer.weight_decay),
+                           nesterov=bool(cfg.optimizer.nesterov))
+
+
+def run_bare(cfg: DictConfig, data: Any, iterations: int, schedule: Schedule) -> dict[str, float]:
+    """The plain PyTorch loop over the same DeviceData batches at ``schedule``'s first lr and momentum (autocast only
+    when ``trainer.amp`` asks); seconds include building the model and optimizer, as ours do."""
+    seed_everything(cfg.seed, cfg.trainer.threads)
+    device = data.device
+    synchronize(device)
+    start = time.perf_counter()
+    model = place_model(build_model(cfg.model), device, cfg.trainer.channels_last)
+    opt = bare_optimizer(cfg, model, schedule.lr_at(0), schedule.momentum_at(0))
+    amp = cfg.trainer.amp
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    batch = int(cfg.trainer.total_batch)
+    model.train()
+    for it in range(iterations):
+        x, y = data.batch(it, batch)
+        with torch.autocast(device.type, dtype=AMP_DTYPES.get(amp, torch.bfloat16), enabled=amp is not None):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    synchronize(device)
+    return {"seconds": time.perf_counter() - start, "iterations": iterations}
+
+
+def time_data_and_step(next_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]], cfg: DictConfig,
+                       device: torch.device, iterations: int, warmup: int) -> dict[str, float]:
+    """Mean seconds per iteration of ``next_batch(k)`` (data) and of ``engine.sgd_step`` on it (step).
+
+    A fresh model and optimizer of ``cfg`` as the train stage builds them (``engine.build_trainable``); the two
+    clocks are read alternately in the same iterations (after ``warmup`` untimed ones), with the device synchronised
+    before each read.
+    """
+    seed_everything(int(cfg.seed))
+    # lr 0.1, momentum 0.9: the triangular recipe's start; any finite LR times alike
+    trainable = build_trainable(cfg, device, lr=0.1, momentum=0.9)
+    trainable.step_model.train()
+    data_s = step_s = 0.0
+    for k in range(warmup + iterations):
+        synchronize(device)
+        start = time.perf_counter()
+        x, y = next_batch(k)
+        synchronize(device)
+        ready = time.perf_counter()
+        sgd_step(trainable.step_model, trainable.optimizer, x, y, trainable.precision)
+        synchronize(device)
+        done = time.perf_counter()
+        if k >= warmup:
+            data_s += ready - start
+            step_s += done - ready
+    data_s, step_s = data_s / iterations, step_s / iterations
+    return {"data_ms": 1e3 * data_s, "step_ms": 1e3 * step_s, "data_over_step": data_s / step_s,
+            "data_percent_of_step": 100.0 * data_s / step_s,
+            "images_per_s": int(cfg.trainer.total_batch) / (data_s + step_s)}
+
+
 # ---------------------------------------------------------------------------------------------------- device
 def synchronize(device: torch.device) -> None:
     """Wait for queued device work (a no-op on the CPU), so a timer reads finished work."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from superconv.bench.common import stage_data, synchronize, synthetic_split
+from superconv.bench.common import stage_data, synthetic_split, time_data_and_step
 from superconv.common.io import write_json
 from superconv.core.data.augment import Augment
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import Prepared, Split
-from superconv.core.engine import build_trainable, seed_everything, sgd_step
 from superconv.stages.config import compose_stage_config
 
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
@@ -126,37 +125,6 @@ def _dataloader_batches(split: Split, cfg: DictConfig, device: torch.device,
 def _next(stream: Iterator[tuple[torch.Tensor, torch.Tensor]], _iteration: int) -> tuple[
         torch.Tensor, torch.Tensor]:
     return next(stream)
-
-
-def time_data_and_step(next_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]], cfg: DictConfig,
-                       device: torch.device, iterations: int, warmup: int) -> dict[str, float]:
-    """Mean seconds per iteration of ``next_batch(k)`` (data) and of ``engine.sgd_step`` on it (step).
-
-    A fresh ResNet-20 and optimizer as the train stage builds them (``engine.build_trainable``); the two clocks
-    are read alternately in the same iterations (after ``warmup`` untimed ones), with the device synchronised
-    before each read.
-    """
-    seed_everything(int(cfg.seed))
-    # lr 0.1, momentum 0.9: the triangular recipe's start; any finite LR times alike
-    trainable = build_trainable(cfg, device, lr=0.1, momentum=0.9)
-    trainable.step_model.train()
-    data_s = step_s = 0.0
-    for k in range(warmup + iterations):
-        synchronize(device)
-        start = time.perf_counter()
-        x, y = next_batch(k)
-        synchronize(device)
-        ready = time.perf_counter()
-        sgd_step(trainable.step_model, trainable.optimizer, x, y, trainable.precision)
-        synchronize(device)
-        done = time.perf_counter()
-        if k >= warmup:
-            data_s += ready - start
-            step_s += done - ready
-    data_s, step_s = data_s / iterations, step_s / iterations
-    return {"data_ms": 1e3 * data_s, "step_ms": 1e3 * step_s, "data_over_step": data_s / step_s,
-            "data_percent_of_step": 100.0 * data_s / step_s,
-            "images_per_s": int(cfg.trainer.total_batch) / (data_s + step_s)}
 
 
 def data_vs_step(split: Split, batch: int, iterations: int, warmup: int, device: torch.device,

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, open_dict
 
 from superconv.bench.common import (
@@ -36,16 +35,15 @@ from superconv.bench.common import (
     interleaved,
     median,
     positive_int,
+    run_bare,
     split_names,
-    synchronize,
     synthetic_data,
 )
 from superconv.common.io import write_json
 from superconv.common.tracking import Tracker, tracked_run
 from superconv.core.data.loader import DeviceData
-from superconv.core.engine import AMP_DTYPES, place_model, resolve_device, seed_everything
+from superconv.core.engine import resolve_device, seed_everything
 from superconv.core.loop import Checkpointing
-from superconv.core.models import build_model
 from superconv.core.schedules import build_schedule
 from superconv.stages.config import compose_stage_config, iterations_per_epoch
 from superconv.stages.train import run_summary, run_training
@@ -147,42 +145,6 @@ def run_ours(cfg: DictConfig, data: DeviceData, test: DeviceData, tracked: bool,
             "run_open_close_s": (entered - start) + (end - left), "diverged": summary["diverged"]}
 
 
-def bare_optimizer(cfg: DictConfig, model: torch.nn.Module, lr: float, momentum: float) -> torch.optim.Optimizer:
-    """Plain ``torch.optim.SGD`` at ``lr``/``momentum`` with the preset's weight decay and Nesterov flag."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=float(cfg.optimizer.weight_decay),
-                           nesterov=bool(cfg.optimizer.nesterov))
-
-
-def run_bare(cfg: DictConfig, data: Any, iterations: int) -> dict[str, float]:
-    """The plain PyTorch loop over the same DeviceData batches (autocast only when ``trainer.amp`` asks);
-    seconds include building the model and optimizer, as ours do."""
-    seed_everything(cfg.seed, cfg.trainer.threads)
-    device = data.device
-    synchronize(device)
-    start = time.perf_counter()
-    model = place_model(build_model(cfg.model), device, cfg.trainer.channels_last)
-    schedule = build_schedule(cfg.schedule, iterations_per_epoch(cfg))
-    opt = bare_optimizer(cfg, model, schedule.lr_at(0), schedule.momentum_at(0))
-    amp = cfg.trainer.amp
-    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
-    batch = int(cfg.trainer.total_batch)
-    model.train()
-    for it in range(iterations):
-        x, y = data.batch(it, batch)
-        with torch.autocast(device.type, dtype=AMP_DTYPES.get(amp, torch.bfloat16), enabled=amp is not None):
-            loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        if scaler is None:
-            loss.backward()
-            opt.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-    synchronize(device)
-    return {"seconds": time.perf_counter() - start, "iterations": iterations}
-
-
 def _with_iterations(cfg: DictConfig, iterations: int) -> DictConfig:
     short = cfg.copy()
     with open_dict(short):
@@ -197,8 +159,9 @@ def compare_case(case: Case, *, iterations: int, batch: int, threads: int, devic
     """Median images/s of bare, ours tracked and ours untracked over interleaved repeats, and their ratios."""
     cfg = case_config(case, iterations, batch, threads, str(device), amp, tracking_uri, system_metrics)
     data, test = synthetic_data(cfg, max(case.train_images, batch), 16, device)
+    schedule = build_schedule(cfg.schedule, iterations_per_epoch(cfg))
     runners: dict[str, Callable[[DictConfig], dict[str, float]]] = {
-        "bare": lambda c: run_bare(c, data, int(c.trainer.max_iterations)),
+        "bare": lambda c: run_bare(c, data, int(c.trainer.max_iterations), schedule),
         "ours_tracked": lambda c: run_ours(c, data, test, True, workdir, show_progress),
         "ours_untracked": lambda c: run_ours(c, data, test, False, workdir, show_progress),
     }
@@ -255,7 +218,8 @@ def loop_overhead(case: Case, *, iterations: int, threads: int, device: torch.de
         cfg.model = {"_target_": f"{__name__}.TinyNet", "in_channels": cfg.dataset.channels,
                      "image_size": cfg.dataset.image_size, "num_classes": cfg.dataset.num_classes}
     data, test = synthetic_data(cfg, 256, 4, device)
-    runners = {"bare": lambda: run_bare(cfg, data, iterations),
+    schedule = build_schedule(cfg.schedule, iterations_per_epoch(cfg))
+    runners = {"bare": lambda: run_bare(cfg, data, iterations, schedule),
                "ours_tracked": lambda: run_ours(cfg, data, test, True, workdir),
                "ours_untracked": lambda: run_ours(cfg, data, test, False, workdir)}
 

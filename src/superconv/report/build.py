@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -10,12 +11,14 @@ from typing import Any
 import pandas as pd
 
 from superconv.common.io import atomic_write, write_json
-from superconv.common.plots import range_test_figure, save_figure
+from superconv.common.plots import save_figure
 from superconv.report import figures
-from superconv.report.claims import VERDICTS, Verdict, judge_claims
+from superconv.report.claims import VERDICTS, Verdict, gap_factors, judge_claims
+from superconv.report.range_spread import load_range_tests, spread, spread_figure, spread_sentence
 from superconv.report.reference import Reference, load_reference
 from superconv.report.render import to_html
-from superconv.report.results import RunSet, load_range_test, load_train_runs
+from superconv.report.results import RunSet, load_study_runs, load_train_runs
+from superconv.report.stats import difference
 from superconv.report.tables import (
     accuracy_table,
     curves_table,
@@ -25,6 +28,7 @@ from superconv.report.tables import (
 )
 
 RAN = ("ran", "diverged")
+VERDICTS_FILE = "verdicts.json"  # what other reports quote (reports/<study>/verdicts.json)
 
 
 def _fmt(x: Any, digits: int = 2, sign: bool = False) -> str:
@@ -131,21 +135,67 @@ def _draw(fig_dir: Path, name: str, figure: Any) -> str:
     return f"figures/{name}.png"
 
 
-def draw_figures(out: Path, runs: RunSet, table: pd.DataFrame, ref: Reference,
-                 range_test: tuple[pd.DataFrame, dict] | None) -> dict[str, str]:
+def side_runs(ref: Reference) -> set[str]:
+    """Runs that only vary one thing against a row's run (factor sweeps, ablation baselines): reported in their own
+    sections, left out of the accuracy and schedule figures so those stay readable."""
+    names = {run for c in ref.claims for per_row in (c.get("factors") or {}).values() for runs in per_row.values()
+             for run in runs}
+    return names | {c["baseline"] for c in ref.claims if c["type"] == "better"}
+
+
+def ablation_rows(ref: Reference, runs: RunSet) -> pd.DataFrame:
+    """Every `better` claim's two sides: (policy - baseline) with its Welch CI, for the ablation figure."""
+    rows = []
+    s = runs.summaries[~runs.summaries["diverged"]].dropna(subset=["final_test_acc"])
+    for claim in (c for c in ref.claims if c["type"] == "better"):
+        pol = s[(s["experiment"] == claim["experiment"]) & (s["run"] == claim["policy"])]["final_test_acc"]
+        base = s[(s["experiment"] == claim["experiment"]) & (s["run"] == claim["baseline"])]["final_test_acc"]
+        if len(pol) < 2 or len(base) < 2:
+            continue
+        d = difference(pol.mean(), pol.std(), len(pol), base.mean(), base.std(), len(base))
+        finding = "policy better" if d.ci95[0] > 0 else "policy worse" if d.ci95[1] < 0 else "no clear difference"
+        rows.append({"claim_id": claim["id"], "label": f"{claim['policy']} − {claim['baseline']}", "effect": d.diff,
+                     "effect_ci_low": d.ci95[0], "effect_ci_high": d.ci95[1], "finding": finding})
+    return pd.DataFrame(rows, columns=["claim_id", "label", "effect", "effect_ci_low", "effect_ci_high", "finding"])
+
+
+def factor_rows(ref: Reference, table: pd.DataFrame) -> pd.DataFrame:
+    """Every claim's factor sweeps, judged (claims.gap_factors), for the gap-analysis table and figure."""
+    rows = [f for c in ref.claims for key in (c.get("factors") or {}) for f in gap_factors(c, key, table)]
+    return pd.DataFrame(rows)
+
+
+def draw_figures(out: Path, runs: RunSet, table: pd.DataFrame, ref: Reference, speed: pd.DataFrame,
+                 range_tests: dict[str, dict[str, Any]], factors: pd.DataFrame,
+                 ablations: pd.DataFrame) -> dict[str, str]:
     """Every figure the data supports; name -> path relative to ``out``."""
     fig_dir, images = out / "figures", {}
     ran = table[table["status"] == "ran"]
+    hidden = side_runs(ref)
+    shown = RunSet(runs.summaries[~runs.summaries["run"].isin(hidden)], runs.metrics[~runs.metrics["run"].isin(hidden)])
     published = {r["run"]: r["published_mean"] for r in ran.to_dict("records") if _fmt(r["published_mean"]) != "–"}
     images["accuracy"] = _draw(fig_dir, "accuracy_vs_iteration",
-                               figures.accuracy_vs_iteration_figure(runs.evals, published))
-    images["schedules"] = _draw(fig_dir, "schedules", figures.schedules_figure(schedules_table(runs)))
-    if range_test is not None:
-        images["range_test"] = _draw(fig_dir, "range_test", range_test_figure(*range_test))
+                               figures.accuracy_vs_iteration_figure(shown.evals, published))
+    images["schedules"] = _draw(fig_dir, "schedules", figures.schedules_figure(schedules_table(shown)))
+    if len(speed):
+        images["speed"] = _draw(fig_dir, "iterations_to_target", figures.iterations_to_target_figure(speed))
+    for label, rt in range_tests.items():
+        images[f"range_test:{label}"] = _draw(fig_dir, "range_test" + (f"_{label}" if label else ""),
+                                              spread_figure(rt["curves"], rt["combined"]))
     compared = ran[ran["compared_to"].notna()]
     if len(compared):
         rows = compared.assign(label=compared["run"] + " (" + compared["dataset"] + ")")
         images["published"] = _draw(fig_dir, "published_comparison", figures.published_comparison_figure(rows))
+    judged = factors[factors["finding"] != "not run"] if len(factors) else factors
+    for key, group in (judged.groupby("row", sort=False) if len(judged) else []):
+        row, ours = ref.row(key), ran[ran["key"] == key]
+        gap = {"published − ours": row["mean"] - float(ours["ours_mean"].iloc[0])} if len(ours) else {}
+        frame = group.assign(label=group["run"] + " (" + group["factor"] + ")")
+        images[f"factors:{key}"] = _draw(fig_dir, "factors_" + key.replace("/", "_"), figures.effects_figure(
+            frame, f"{key}: each factor's effect against our {row['run']} (the gap a factor must close: red)", gap))
+    if len(ablations):
+        images["ablations"] = _draw(fig_dir, "ablations", figures.effects_figure(
+            ablations, "ablations: the paper's setting minus the alternative (above 0: the paper's setting wins)"))
     limited = limited_data_table(runs, ref)
     if len(limited):
         ok = limited[~limited["diverged"]]
@@ -181,9 +231,53 @@ def report_metrics(table: pd.DataFrame, speed: pd.DataFrame, found: list[Verdict
     return metrics
 
 
+def range_test_markdown(label: str, rt: dict[str, Any], image: str) -> list[str]:
+    """One range-test section: how it ran, each rule's spread over the seeds, the chosen (median) LR, per-seed rows."""
+    c = rt["combined"]
+    rules = list(c["spread"])
+    lines = [f"## LR range test{f' ({label})' if label else ''}", "", f"![range test]({image})", "",
+             f"Protocol: {c['protocol']} {c['start_lr']:g} → {c['end_lr']:g} over {c['iterations_planned']} "
+             f"iterations, momentum {c['momentum']:g}, batch {c['total_batch']}. {spread_sentence(c)}", "",
+             "| seed | iterations run | diverged at LR | " + " | ".join(rules) + " |",
+             "|---|---|---|" + "---|" * len(rules)]
+    for one in sorted(rt["found"], key=lambda f: f["seed"]):
+        lines.append(f"| {one['seed']} | {one['iterations_run']} | {_fmt(one.get('diverged_lr'), 4)} | "
+                     + " | ".join(_fmt(one["rules"].get(r), 4) for r in rules) + " |")
+    return [*lines, ""]
+
+
+def factors_markdown(factors: pd.DataFrame) -> str:
+    lines = ["| row | factor | run | n | ours (mean ± std) | effect vs the row's run [95% CI] | "
+             "vs published [95% CI] | finding |", "|---|---|---|---|---|---|---|---|"]
+    for f in factors.to_dict("records"):
+        if f["finding"] == "not run":
+            lines.append(f"| {f['row']} | {f['factor']} | {f['run']} | 0 | – | – | – | not run yet |")
+            continue
+        lines.append(f"| {f['row']} | {f['factor']} | {f['run']} | {f['n']} | {_fmt(f['mean'])} ± {_fmt(f['std'])} | "
+                     f"{_fmt(f['effect'], sign=True)} [{_fmt(f['effect_ci_low'], sign=True)}, "
+                     f"{_fmt(f['effect_ci_high'], sign=True)}] | {_fmt(f['vs_published'], sign=True)} "
+                     f"[{_fmt(f['vs_published_ci_low'], sign=True)}, {_fmt(f['vs_published_ci_high'], sign=True)}] | "
+                     f"**{f['finding']}** |")
+    return "\n".join(lines)
+
+
+def other_studies_markdown(out: Path) -> list[str]:
+    """The verdicts other studies' reports wrote beside this one (reports/<study>/verdicts.json), quoted with a
+    link: as they were last built, since this report does not re-run them."""
+    parts = []
+    for found in sorted(Path(out).parent.glob(f"*/{VERDICTS_FILE}")):
+        if found.parent.resolve() == Path(out).resolve():
+            continue
+        other = json.loads(found.read_text())
+        link = f"../{found.parent.name}/report.md"
+        parts += [f"### [{other['title']}]({link})", "", f"As last built ({other['built_from']}):", ""]
+        parts += [f"- {line}" for line in other["verdicts"]] + [""]
+    return (["## Other studies", ""] + parts) if parts else []
+
+
 def render_markdown(title: str, source: str, table: pd.DataFrame, speed: pd.DataFrame, found: list[Verdict],
-                    images: dict[str, str], suggestion: dict | None, runs: RunSet, ref: Reference,
-                    policy: str, baseline: str) -> str:
+                    images: dict[str, str], range_tests: dict[str, dict[str, Any]], runs: RunSet, ref: Reference,
+                    policy: str, baseline: str, factors: pd.DataFrame, out: Path) -> str:
     """The report page: verdicts first, then the evidence."""
     tested = [v for v in found if v.verdict != "not run"]
     counts = Counter(v.verdict for v in tested)
@@ -200,15 +294,22 @@ def render_markdown(title: str, source: str, table: pd.DataFrame, speed: pd.Data
               "subsets (25k wrap-around images in paper 1, 6.4k in paper 2); ours use the full test set.", ""]
     if "published" in images:
         parts += [f"![ours against the published numbers]({images['published']})", ""]
-    if suggestion is not None:
-        rules = ", ".join(f"{k} = {_fmt(v, 4)}" for k, v in suggestion["rules"].items())
-        parts += ["## LR range test", "", f"![range test]({images['range_test']})", "",
-                  f"Protocol: {suggestion['protocol']} {suggestion['start_lr']:g} → {suggestion['end_lr']:g} over "
-                  f"{suggestion['iterations_planned']} iterations ({suggestion['iterations_run']} run). "
-                  f"Rules: {rules}. Chosen ({suggestion['method']}): max_lr = {suggestion['max_lr']:.4g}, "
-                  f"min_lr = {suggestion['min_lr']:.4g} (÷{suggestion['min_lr_divisor']}).", ""]
+    if len(factors):
+        parts += ["## Gap analysis: factors tested for verdicts that failed", "",
+                  "Each factor run changes one thing against the row's own run (`factors` of the claim in "
+                  "published.yaml). It *accounts for the gap* when it matches the published value within the claim's "
+                  "tolerance, *closes part of the gap* when it beats the row's run (effect CI above 0), *widens* it "
+                  "when worse, and otherwise *explains nothing*.", "", factors_markdown(factors), ""]
+        parts += [f"![factors of {k.split(':', 1)[1]}]({v})" for k, v in images.items() if k.startswith("factors:")]
+        parts += [""]
+    if "ablations" in images:
+        parts += ["## Ablations", "", f"![ablations]({images['ablations']})", ""]
+    for label, rt in range_tests.items():
+        parts += range_test_markdown(label, rt, images[f"range_test:{label}"])
     parts += ["## Test accuracy against iteration", "", f"![accuracy against iteration]({images['accuracy']})", "",
               f"## Iterations to {baseline}'s final accuracy", ""]
+    if "speed" in images:
+        parts += [f"![iterations to target]({images['speed']})", ""]
     parts += [speed_markdown(speed) if len(speed) else f"No finished {baseline} run: no target.", ""]
     parts += ["## Schedules", "", f"![schedules]({images['schedules']})", ""]
     if "limited" in images:
@@ -217,6 +318,7 @@ def render_markdown(title: str, source: str, table: pd.DataFrame, speed: pd.Data
     if "epochs" in images:
         parts += ["## Accuracy against epochs (paper 2 Table 2 analogue)", "",
                   f"![accuracy against epochs]({images['epochs']})", ""]
+    parts += other_studies_markdown(out)
     parts += ["## Runs", "", runs_markdown(runs.summaries), "",
               "## Claims not tested by this study", ""]
     parts += [f"- {v.line()}" for v in found if v.verdict == "not run"]
@@ -224,33 +326,65 @@ def render_markdown(title: str, source: str, table: pd.DataFrame, speed: pd.Data
     return "\n".join(parts) + "\n"
 
 
-def write_report(runs: RunSet, out: Path, policy: str, baseline: str, range_test_dir: Path | None = None,
-                 source: str = "the study's results", ref: Reference | None = None) -> dict[str, Any]:
-    """Write report.md/.html, figures/*.png, tables/*.csv and metrics.json under ``out``; return metrics, verdicts."""
+def combined_range_tests(groups: dict[str, list[Path]]) -> dict[str, dict[str, Any]]:
+    """label -> the finished seeds' curves, suggestions and their spread (range_spread.spread); empty groups skipped."""
+    found = {}
+    for label, directories in groups.items():
+        curves, suggestions = load_range_tests(directories)
+        if suggestions:
+            found[label] = {"curves": curves, "found": suggestions, "combined": spread(suggestions)}
+    return found
+
+
+def range_test_dirs(directory: Path) -> list[Path]:
+    """A range-test directory's seeds: its seed-*/ subdirectories (a multi-seed test), else itself (one test)."""
+    seeds = sorted(Path(directory).glob("seed-*"))
+    return seeds or [Path(directory)]
+
+
+def write_report(runs: RunSet, out: Path, policy: str, baseline: str,
+                 range_tests: dict[str, list[Path]] | None = None, source: str = "the study's results",
+                 ref: Reference | None = None) -> dict[str, Any]:
+    """Write report.md/.html, figures/*.png, tables/*.csv, metrics.json and verdicts.json under ``out``; return
+    metrics and verdicts. ``range_tests``: label -> the directories of one range test's seeds."""
     out, ref = Path(out), ref or load_reference()
     table = accuracy_table(runs, ref)
     speed = speed_table(runs, policy, baseline)
     found = judge_claims(ref, runs, table, policy, baseline)
-    range_test = load_range_test(range_test_dir) if range_test_dir else None
-    images = draw_figures(out, runs, table, ref, range_test)
+    tests = combined_range_tests(range_tests or {})
+    factors, ablations = factor_rows(ref, table), ablation_rows(ref, runs)
+    images = draw_figures(out, runs, table, ref, speed, tests, factors, ablations)
     frames = {"accuracy": table, "speed": speed, "runs": runs.summaries, "claims": pd.DataFrame(
         [v.record() for v in found]), "accuracy_curves": curves_table(runs), "schedules": schedules_table(runs),
-              "limited_data": limited_data_table(runs, ref)}
+              "limited_data": limited_data_table(runs, ref), "factors": factors, "ablations": ablations}
     for name, frame in frames.items():
         atomic_write(out / "tables" / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
+    for label, rt in tests.items():
+        write_json(out / "tables" / f"range_test{f'_{label}' if label else ''}.json", rt["combined"])
     metrics = report_metrics(table, speed, found, policy)
     write_json(out / "metrics.json", metrics)
     title = report_title(table, policy, baseline)
-    text = render_markdown(title, source, table, speed, found, images, range_test[1] if range_test else None, runs,
-                           ref, policy, baseline)
+    lines = [v.line() for v in found if v.verdict != "not run"]
+    write_json(out / VERDICTS_FILE, {"title": title, "built_from": source, "verdicts": lines})
+    text = render_markdown(title, source, table, speed, found, images, tests, runs, ref, policy, baseline,
+                           factors, out)
     atomic_write(out / "report.md", lambda p: p.write_text(text))
     page = to_html(text, out, title)
     atomic_write(out / "report.html", lambda p: p.write_text(page))
-    return {"metrics": metrics, "verdicts": [v.line() for v in found if v.verdict != "not run"]}
+    return {"metrics": metrics, "verdicts": lines}
 
 
 def build_report(results: Path, out: Path, policy: str, baseline: str, range_test_dir: Path | None,
                  ref: Reference | None = None) -> dict[str, Any]:
-    """The DVC stage's report: every run under results/train/."""
-    return write_report(load_train_runs(Path(results)), out, policy, baseline, range_test_dir,
+    """The DVC stage's report: every run under results/train/ and the range test's seeds."""
+    tests = {"": range_test_dirs(range_test_dir)} if range_test_dir else {}
+    return write_report(load_train_runs(Path(results)), out, policy, baseline, tests,
                         f"`{Path(results) / 'train'}`", ref)
+
+
+def build_study_report(results: Path, out: Path, policy: str, baseline: str, range_tests: list[str],
+                       ref: Reference | None = None) -> dict[str, Any]:
+    """A study's report (stages.study): its training runs under ``results``/<run>-<seed>/, each named by its
+    directory, and the range-test runs named in ``range_tests`` (one section each, over their seeds)."""
+    groups = {name: sorted(Path(results).glob(f"{name}-*")) for name in range_tests}
+    return write_report(load_study_runs(Path(results)), out, policy, baseline, groups, f"`{results}`", ref)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -134,8 +134,8 @@ def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataF
                     f"{1 / s.mean:.1f}x fewer; {rule}", published)]
 
 
-def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
-    """Policy's mean final accuracy minus the baseline's, with a Welch CI and test."""
+def _difference_claim(claim: dict[str, Any], runs: RunSet, ref: Reference, bound: float, rule: str) -> list[Verdict]:
+    """Policy's mean final accuracy minus the baseline's, Welch CI and test, decided against ``bound`` (pp)."""
     found = _policy_and_baseline(claim, runs, ref)
     if isinstance(found, Verdict):
         return [found]
@@ -150,17 +150,30 @@ def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.Dat
     d = difference(sa.mean, sa.std, sa.n, sb.mean, sb.std, sb.n)
     notes = _diverged_note(pol) + _diverged_note(base)
     means = f"{sa.mean:.2f} ± {sa.std:.2f} (n={sa.n}) vs {sb.mean:.2f} ± {sb.std:.2f} (n={sb.n}){notes}"
-    margin = float(claim["margin_pp"])
-    rule = f"non-inferiority margin {margin:g} pp: reproduced when the CI's lower bound is above {-margin:+g} pp"
     if math.isnan(d.p) or sa.n < 2 or sb.n < 2:
         return [Verdict(claim["id"], claim["text"], "inconclusive", f"difference {d.diff:+.3f} pp",
                         f"{means}; {rule}; a CI needs at least 2 seeds of each run", published)]
-    verdict = decide_at_least(d.ci95, -margin)
+    verdict = decide_at_least(d.ci95, bound)
     if verdict == "inconclusive":
-        rule += "; " + seeds_note(seeds_to_decide(abs(d.diff + margin), sa.std**2 + sb.std**2), min(sa.n, sb.n))
+        rule += "; " + seeds_note(seeds_to_decide(abs(d.diff - bound), sa.std**2 + sb.std**2), min(sa.n, sb.n))
     return [Verdict(claim["id"], claim["text"], verdict,
                     f"difference {d.diff:+.3f} pp, 95% CI [{d.ci95[0]:+.3f}, {d.ci95[1]:+.3f}], Welch p = {d.p:.3g}",
                     f"{means}; {rule}", published)]
+
+
+def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+    """Non-inferiority: the CI of (policy - baseline) must lie above -margin_pp."""
+    margin = float(claim["margin_pp"])
+    return _difference_claim(claim, runs, ref, -margin, f"non-inferiority margin {margin:g} pp: reproduced when "
+                             f"the CI's lower bound is above {-margin:+g} pp")
+
+
+def better(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+    """Superiority (an ablation's "A beats B"): the CI of (policy - baseline) must lie above +margin_pp (default 0);
+    not reproduced when it lies wholly below."""
+    margin = float(claim.get("margin_pp", 0.0))
+    return _difference_claim(claim, runs, ref, margin, f"superiority by more than {margin:g} pp: reproduced when the "
+                             f"CI's lower bound is above {margin:+g} pp, not reproduced when its upper bound is below")
 
 
 def matches_published(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
@@ -175,8 +188,73 @@ def matches_published(claim: dict[str, Any], runs: RunSet, ref: Reference, table
                                _row_value(row)))
             continue
         for r in ours.to_dict("records"):
-            out.append(_match_verdict(claim["id"], text if len(ours) == 1 else f"{text} [{r['run']}]", r, row, tol))
+            verdict = _match_verdict(claim["id"], text if len(ours) == 1 else f"{text} [{r['run']}]", r, row, tol)
+            factors = gap_factors(claim, key, table)
+            if verdict.verdict != "reproduced" and any(f["finding"] != "not run" for f in factors):
+                verdict = replace(verdict, evidence=f"{verdict.evidence}; {gap_sentence(r, row, factors)}")
+            out.append(verdict)
     return out
+
+
+FINDINGS = ("accounts for the gap", "closes part of the gap", "explains nothing", "widens the gap", "not run")
+
+
+def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The claim's factor sweeps for row ``key`` (claim ``factors``: row key -> factor -> run names), each run
+    judged against the row's own run and the published value.
+
+    A factor run *accounts for the gap* when it matches the published value (its CI of the difference lies within
+    ±tolerance_pp); it *closes part* of it when it is better than the row's run (effect CI above 0) without matching;
+    it *widens* it when worse (CI below 0); otherwise it *explains nothing*.
+    """
+    factors = (claim.get("factors") or {}).get(key) or {}
+    if not factors:
+        return []
+    row_run = key.split("/", 1)[1]
+    ran = table[table["status"] == "ran"]
+    base = ran[ran["run"] == row_run]
+    published = table[table["key"] == key].iloc[0]
+    rows = []
+    for factor, names in factors.items():
+        for name in names:
+            found = ran[ran["run"] == name]
+            entry = {"claim_id": claim["id"], "row": key, "factor": factor, "run": name, "n": 0, "mean": None,
+                     "std": None, "effect": None, "effect_ci_low": None, "effect_ci_high": None,
+                     "vs_published": None, "vs_published_ci_low": None, "vs_published_ci_high": None,
+                     "finding": "not run"}
+            if found.empty or base.empty:
+                rows.append(entry)
+                continue
+            f, b = found.iloc[0], base.iloc[0]
+            effect = difference(f["ours_mean"], f["ours_std"], int(f["n"]), b["ours_mean"], b["ours_std"], int(b["n"]))
+            versus = difference(f["ours_mean"], f["ours_std"], int(f["n"]), published["published_mean"],
+                                published["published_std"], published["published_n"])
+            if decide_within(versus.ci95, float(claim["tolerance_pp"])) == "reproduced":
+                finding = "accounts for the gap"
+            else:
+                finding = {"reproduced": "closes part of the gap", "not reproduced": "widens the gap",
+                           "inconclusive": "explains nothing"}[decide_at_least(effect.ci95, 0.0)]
+            rows.append({**entry, "n": int(f["n"]), "mean": f["ours_mean"], "std": f["ours_std"],
+                         "effect": effect.diff, "effect_ci_low": effect.ci95[0], "effect_ci_high": effect.ci95[1],
+                         "vs_published": versus.diff, "vs_published_ci_low": versus.ci95[0],
+                         "vs_published_ci_high": versus.ci95[1], "finding": finding})
+    return rows
+
+
+def gap_sentence(r: dict[str, Any], row: dict[str, Any], factors: list[dict[str, Any]]) -> str:
+    """The verdict line's gap analysis: which factor accounts for the gap, which close part, which explain nothing."""
+    parts = []
+    for finding in FINDINGS[:-1]:
+        named = [f for f in factors if f["finding"] == finding]
+        if named:
+            cells = ", ".join(f"{f['run']} ({f['factor']}: {f['mean']:.2f}, effect {f['effect']:+.2f} pp "
+                              f"[{f['effect_ci_low']:+.2f}, {f['effect_ci_high']:+.2f}])" for f in named)
+            parts.append(f"{finding}: {cells}")
+    missing = [f["run"] for f in factors if f["finding"] == "not run"]
+    if missing:
+        parts.append(f"not run yet: {', '.join(missing)}")
+    gap = row["mean"] - r["ours_mean"]
+    return f"gap analysis (published − ours = {gap:+.2f} pp; effects against our {row['run']}): " + "; ".join(parts)
 
 
 def _row_value(row: dict[str, Any]) -> str:
@@ -258,7 +336,8 @@ def _published_gaps(ref: Reference, claim: dict[str, Any]) -> str:
 
 
 CHECKS: dict[str, Callable[[dict[str, Any], RunSet, Reference, pd.DataFrame], list[Verdict]]] = {
-    "speedup": speedup, "not_worse": not_worse, "matches_published": matches_published, "gap_grows": gap_grows,
+    "speedup": speedup, "not_worse": not_worse, "better": better, "matches_published": matches_published,
+    "gap_grows": gap_grows,
 }
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from superconv.report.build import write_report
+from superconv.report.build import range_test_dirs, write_report
 from superconv.report.reference import load_reference
 from superconv.report.results import RunSet, load_run_dirs
 
@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     policy, baseline = default_pair(runs)
-    built = write_report(runs, args.out, args.policy or policy, args.baseline or baseline, args.range_test_dir,
-                         source)
+    tests = {"": range_test_dirs(args.range_test_dir)} if args.range_test_dir else None
+    built = write_report(runs, args.out, args.policy or policy, args.baseline or baseline, tests, source)
     for line in built["verdicts"]:
         print(line)
     print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}")

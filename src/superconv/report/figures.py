@@ -126,3 +126,50 @@ def published_comparison_figure(rows: pd.DataFrame) -> plt.Figure:
     ax.set_title("our runs against the published numbers")
     ax.legend(fontsize=8, loc="best")
     return fig
+
+
+def effects_figure(rows: pd.DataFrame, title: str, reference: dict[str, float] | None = None) -> plt.Figure:
+    """One line per compared run: an effect in pp with its 95% CI (a forest plot), 0 marked, and optional reference
+    lines (e.g. the gap to the published value a factor would have to close).
+
+    ``rows``: label, effect, effect_ci_low, effect_ci_high, finding (the colour).
+    """
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.8))
+    y = list(range(len(rows)))
+    findings = list(dict.fromkeys(rows["finding"]))
+    palette = dict(zip(findings, sns.color_palette("deep", len(findings)), strict=True))
+    for finding in findings:
+        part = rows[rows["finding"] == finding]
+        ys = [y[i] for i, keep in enumerate(rows["finding"] == finding) if keep]
+        ax.errorbar(part["effect"], ys, xerr=[(part["effect"] - part["effect_ci_low"]).fillna(0),
+                                             (part["effect_ci_high"] - part["effect"]).fillna(0)],
+                    linestyle="none", marker="s", capsize=3, color=palette[finding], label=finding)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    for name, value in (reference or {}).items():
+        ax.axvline(value, color="red", linestyle="--", linewidth=1, label=f"{name}: {value:+.2f} pp")
+    ax.set_yticks(y, rows["label"])
+    ax.invert_yaxis()
+    ax.set_xlabel("effect on final test accuracy (pp), 95% CI")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def iterations_to_target_figure(speed: pd.DataFrame) -> plt.Figure:
+    """Per seed, the iterations each run needed to reach the baseline's mean final accuracy, beside the baseline's
+    whole budget (the super-convergence claim as a picture); seeds that never reached it sit at the budget, hollow."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    budget = float(speed["baseline_iterations"].iloc[0])
+    reached = speed.dropna(subset=["iterations_to_target"])
+    missed = speed[speed["iterations_to_target"].isna()]
+    runs = list(dict.fromkeys(speed["run"]))
+    sns.stripplot(data=reached, x="iterations_to_target", y="run", order=runs, ax=ax, size=7, jitter=0.15)
+    if len(missed):
+        ax.scatter([budget] * len(missed), [runs.index(r) for r in missed["run"]], marker="o",
+                   facecolors="none", edgecolors="black", label="never reached")
+    ax.axvline(budget, color="red", linestyle="--", linewidth=1, label=f"baseline budget: {budget:.0f}")
+    ax.set_xlim(0, budget * 1.05)
+    ax.set_xlabel(f"iterations to {speed['target_acc'].iloc[0]:.2f}% (the baseline's mean final accuracy)")
+    ax.set_ylabel("")
+    ax.legend(fontsize=8)
+    return fig

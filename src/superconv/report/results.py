@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
+
+from superconv.common.provenance import CONFIG_FILE
 
 # summary.json keys the report reads, with the value assumed when a run (an older one, or MLflow) lacks them.
 SUMMARY_DEFAULTS: dict[str, Any] = {
@@ -32,14 +35,25 @@ class RunSet:
         return self.metrics.dropna(subset=["test_acc"])
 
 
-def lookup(summary: Mapping[str, Any], key: str) -> Any:
-    """A dotted key in a summary: nested dicts (summary.json `schedule`) or flat MLflow `params`."""
-    value: Any = summary
+_MISSING = object()
+
+
+def _walk(tree: Any, key: str) -> Any:
     for part in key.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return summary.get("params", {}).get(key)
-        value = value[part]
-    return value
+        if not isinstance(tree, Mapping) or part not in tree:
+            return _MISSING
+        tree = tree[part]
+    return tree
+
+
+def lookup(summary: Mapping[str, Any], key: str) -> Any:
+    """A dotted key of a run: its summary (summary.json, its `schedule`), then its whole resolved config (the run
+    directory's config.yaml), then flat MLflow `params`; None when none holds it."""
+    for tree in (summary, summary.get("config")):
+        found = _walk(tree, key)
+        if found is not _MISSING:
+            return found
+    return summary.get("params", {}).get(key)
 
 
 def limited_size(summary: Mapping[str, Any]) -> int | None:
@@ -82,10 +96,16 @@ def build_runset(records: list[tuple[dict[str, Any], pd.DataFrame]], label_keys:
     return RunSet(table, pd.concat(metrics, ignore_index=True))
 
 
-def read_run_dir(directory: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """One run directory's summary.json and metrics.csv."""
+def read_run_dir(directory: Path, name: str | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One run directory's summary.json, metrics.csv and (when there) config.yaml; ``name`` replaces its run name
+    (a study names its runs by their directories: factor sweeps of one policy are different runs)."""
     summary = json.loads(Path(directory, "summary.json").read_text())
     summary["dir"] = str(directory)
+    config = Path(directory, CONFIG_FILE)
+    if config.is_file():
+        summary["config"] = yaml.safe_load(config.read_text())
+    if name is not None:
+        summary["run"] = name
     return summary, pd.read_csv(Path(directory, "metrics.csv"))
 
 
@@ -101,9 +121,13 @@ def load_train_runs(results: Path) -> RunSet:
     return load_run_dirs(Path(results, "train").glob("*"))
 
 
-def load_range_test(directory: Path) -> tuple[pd.DataFrame, dict] | None:
-    """A range test's curve and suggestion, or None when the study has none."""
-    curve, found = Path(directory, "curve.csv"), Path(directory, "suggestion.json")
-    if not (curve.is_file() and found.is_file()):
-        return None
-    return pd.read_csv(curve), json.loads(found.read_text())
+def study_run_name(directory: Path) -> str:
+    """``<run>-<seed>`` -> ``<run>``: how a study (stages.study) names each run's directory."""
+    return directory.name.rsplit("-", 1)[0]
+
+
+def load_study_runs(results: Path) -> RunSet:
+    """A study's training runs, results/<study>/<run>-<seed>/, each named by its directory."""
+    found = sorted(d for d in Path(results).glob("*-*") if Path(d, "summary.json").is_file()
+                   and Path(d, "metrics.csv").is_file())
+    return build_runset([read_run_dir(d, study_run_name(d)) for d in found])

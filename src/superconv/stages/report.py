@@ -7,9 +7,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from superconv.common.errors import ConfigError
 from superconv.common.tracking import log_to_study
-from superconv.report.build import build_report
+from superconv.report.build import build_report, build_study_report
 from superconv.stages.schema import validate_report
+from superconv.stages.study import load_study
 
 
 def report_stage(cfg: DictConfig) -> dict[str, Any]:
@@ -21,4 +23,18 @@ def report_stage(cfg: DictConfig) -> dict[str, Any]:
         print(line)
     if cfg.tracking.enabled and cfg.study:
         log_to_study(cfg, cfg.study, Path(cfg.out))
+    return built
+
+
+def study_report_stage(study_file: Path) -> dict[str, Any]:
+    """A study's report (studies/<name>/study.yaml) from whatever runs have finished: none is re-run."""
+    spec = load_study(study_file)
+    ranges = [name for name, run in spec.runs.items() if run.stage == "range_test"]
+    try:
+        built = build_study_report(Path(spec.results), Path(spec.report.out), spec.report.policy,
+                                   spec.report.baseline, ranges)
+    except FileNotFoundError as err:
+        raise ConfigError(f"{study_file}: {err} (python pipelines/study.py {study_file})") from None
+    for line in built["verdicts"]:
+        print(line)
     return built

@@ -8,6 +8,7 @@ Up to ``jobs`` runs go at once, each with ``threads`` torch threads (on a 2-core
 train LeNet faster together than one 2-thread process; docs/bench.md). The DVC stage of a study runs this.
 
     python pipelines/study.py studies/paper_mnist_full/study.yaml [--jobs 2] [--dry-run] [--only RUN ...]
+    python pipelines/study_report.py studies/paper_mnist_full/study.yaml   # its report, from what has finished
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ class RunSpec(BaseModel):
     seeds: list[int] | None = None
 
 
+class ReportSpec(BaseModel):
+    """Where the study's report goes and which pair its speed-up compares."""
+
+    model_config = ConfigDict(extra="forbid")
+    out: str
+    policy: str
+    baseline: str
+
+
 class StudySpec(BaseModel):
     """studies/<name>/study.yaml."""
 
@@ -61,6 +71,7 @@ class StudySpec(BaseModel):
     seeds: Annotated[list[int], Field(min_length=1)]
     jobs: Annotated[int, Field(ge=1)] = 1
     threads: Annotated[int, Field(ge=1)] | None = None
+    report: ReportSpec
     runs: dict[str, RunSpec]
 
 
@@ -169,33 +180,22 @@ class Runner:
                 signal.signal(s, handler)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", type=Path, help="studies/<name>/study.yaml")
-    parser.add_argument("--jobs", type=int, help="processes at once (default: the study's jobs)")
-    parser.add_argument("--only", nargs="*", default=None, metavar="RUN", help="run only these named runs")
-    parser.add_argument("--dry-run", action="store_true", help="list each job and whether it would run")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        spec = load_study(args.study)
-        jobs_at_once = args.jobs or spec.jobs
-        threads = spec.threads or max(1, (os.cpu_count() or 1) // jobs_at_once)
-        unknown = sorted(set(args.only or ()) - set(spec.runs))
-        if unknown:
-            raise ConfigError(f"--only {' '.join(unknown)}: no such run in {args.study}; runs: {', '.join(spec.runs)}")
-        jobs = [j for j in expand(spec, threads) if args.only is None or j.name in args.only]
-        todo = []
-        for job in jobs:
-            why = staleness(job)
-            if why is not None:
-                todo.append(job)
-            print(f"{'run ' if why else 'keep'} {job.label:40s} {why or 'up to date'}")
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[str] | None, dry_run: bool) -> int:
+    """Run every job of ``spec`` that is not up to date; print what is kept and what runs, and why."""
+    jobs_at_once = jobs_at_once or spec.jobs
+    threads = spec.threads or max(1, (os.cpu_count() or 1) // jobs_at_once)
+    unknown = sorted(set(only or ()) - set(spec.runs))
+    if unknown:
+        raise ConfigError(f"--only {' '.join(unknown)}: no such run in {path}; runs: {', '.join(spec.runs)}")
+    jobs = [j for j in expand(spec, threads) if only is None or j.name in only]
+    todo = []
+    for job in jobs:
+        why = staleness(job)
+        if why is not None:
+            todo.append(job)
+        print(f"{'run ' if why else 'keep'} {job.label:40s} {why or 'up to date'}")
     print(f"{len(todo)} of {len(jobs)} runs to do, {jobs_at_once} at a time, {threads} torch threads each")
-    if args.dry_run or not todo:
+    if dry_run or not todo:
         return 0
     runner = Runner(jobs_at_once)
     done = runner.run(todo)
@@ -205,3 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     if runner.stopping:
         return 128 + signal.SIGTERM
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("study", type=Path, help="studies/<name>/study.yaml")
+    parser.add_argument("--jobs", type=int, help="processes at once (default: the study's jobs)")
+    parser.add_argument("--only", nargs="*", default=None, metavar="RUN", help="run only these named runs")
+    parser.add_argument("--dry-run", action="store_true", help="list each job and whether it would run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return run_study(load_study(args.study), args.study, args.jobs, args.only, args.dry_run)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,143 @@
+"""A study on the tiny digits profile, end to end with real processes: the runner (two at a time, per-seed values,
+a range test over seeds), what each run directory carries, which runs a change re-runs, and the study report with
+a factor sweep feeding a claim, the range test's spread and the independent-reproduction column."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from superconv.common.provenance import changed_code, loaded_code
+from superconv.common.tracking import flatten
+from superconv.report.build import build_study_report
+from superconv.report.reference import load_reference
+from tests.conftest import ROOT, run_cli
+
+TINY = ["experiment=tiny_digits_lenet"]
+
+
+def study_file(tmp: Path, data_root: Path, nesterov_extra: list[str] | None = None) -> Path:
+    common = [*TINY, f"data_root={data_root}", "schedule=one_cycle"]
+    spec = {
+        "name": "tiny_study", "results": str(tmp / "results"), "seeds": [0, 1], "jobs": 2, "threads": 1,
+        "report": {"out": str(tmp / "report"), "policy": "nesterov", "baseline": "one_cycle"},
+        "runs": {
+            "range_test": {"stage": "range_test", "overrides": [*TINY, f"data_root={data_root}"]},
+            "one_cycle": {"overrides": common},
+            "nesterov": {"overrides": [*common, "optimizer.nesterov=true", *(nesterov_extra or [])],
+                         "per_seed": {"trainer.total_batch": [128, 120]}},
+        },
+    }
+    path = tmp / "study.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def run_study(path: Path, *args: str) -> str:
+    return run_cli([sys.executable, "pipelines/study.py", str(path), *args], cwd=ROOT).stdout
+
+
+def tiny_reference(tmp: Path) -> Path:
+    """published.yaml for the tiny profile: one row (out of reach, so it fails), a factor sweep naming the nesterov
+    run, an ablation claim and an independent reproduction."""
+    data = {
+        "datasets": {"digits": 1437},
+        "groups": {"tiny": {"title": "tiny digits", "experiment": "tiny_digits_lenet", "dataset": "digits",
+                            "model": "LeNet", "source": "test fixture", "verified": "UNVERIFIED", "n": 4}},
+        "rows": [{"group": "tiny", "run": "one_cycle", "policy": "1cycle", "family": "1cycle", "epochs": 6,
+                  "mean": 99.99, "std": 0.01, "independent": {"mean": 91.5, "n": 5, "source": "someone"}},
+                 ],
+        "claims": [{"id": "tiny_matches", "type": "matches_published", "tolerance_pp": 0.1,
+                    "rows": ["tiny_digits_lenet/one_cycle"], "text": "tiny matches",
+                    "factors": {"tiny_digits_lenet/one_cycle": {"Nesterov": ["nesterov"], "absent": ["not_a_run"]}}},
+                   {"id": "tiny_better", "type": "better", "experiment": "tiny_digits_lenet", "policy": "one_cycle",
+                    "baseline": "nesterov", "text": "plain momentum beats Nesterov"}],
+        "study_claims": [],
+        "independent_sources": {"someone": "someone/repo @ abc (a test fixture)"},
+    }
+    path = tmp / "published.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
+    path = study_file(tmp_path, data_root)
+    first = run_study(path)
+    assert "6 of 6 runs to do, 2 at a time, 1 torch threads each" in first
+    results = tmp_path / "results"
+    for name in ("one_cycle-0", "one_cycle-1", "nesterov-0", "nesterov-1"):
+        assert (results / name / "summary.json").is_file(), name
+    assert (results / "range_test-0" / "suggestion.json").is_file()
+    assert (results / "range_test-1" / "suggestion.json").is_file()
+
+    # Each run directory carries its whole resolved config, the same values MLflow got as params, and its code.
+    config = yaml.safe_load((results / "nesterov-1" / "config.yaml").read_text())
+    assert config["optimizer"]["nesterov"] is True and config["trainer"]["total_batch"] == 120
+    assert config["trainer"]["threads"] == 1 and config["seed"] == 1
+    summary = json.loads((results / "nesterov-1" / "summary.json").read_text())
+    params = MlflowClient(mlflow_uri).get_run(summary["tracking_run_id"]).data.params
+    assert params == {k: v for k, v in flatten(config).items() if k != "tracking.uri"}
+    provenance = json.loads((results / "nesterov-1" / "provenance.json").read_text())
+    assert "superconv/core/loop.py" in provenance["code"] and "pipelines/train.py" in provenance["code"]
+    assert "superconv/report/build.py" not in provenance["code"]  # report code is not what made the run
+    assert provenance["torch_threads"] == 1
+
+    # Nothing changed: every run is kept. One run's config changed: only its seeds re-run, and say why.
+    again = run_study(path, "--dry-run")
+    assert "0 of 6 runs to do" in again
+    path = study_file(tmp_path, data_root, ["optimizer.weight_decay=1.0e-3"])
+    changed = run_study(path, "--dry-run")
+    assert "2 of 6 runs to do" in changed
+    assert "nesterov-0" in changed and "config changed: optimizer.weight_decay" in changed
+
+    # The study report: the failed row says what its factor did, the range test reports its spread over seeds,
+    # the independent reproduction has its own column.
+    ref = load_reference(tiny_reference(tmp_path))
+    built = build_study_report(results, tmp_path / "report", "nesterov", "one_cycle", ["range_test"], ref)
+    row = next(line for line in built["verdicts"] if "tiny matches" in line)
+    assert not row.startswith("**REPRODUCED**") and "gap analysis (published − ours" in row
+    assert "nesterov (Nesterov:" in row and "not run yet: not_a_run" in row
+    assert any("plain momentum beats Nesterov" in line for line in built["verdicts"])
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Gap analysis: factors tested for verdicts that failed" in report
+    assert "Over 2 seeds, each rule's suggested max_lr, median [min–max]" in report
+    assert "91.50 (n=5, someone)" in report and "Independent (someone): someone/repo @ abc" in report
+    for figure in ("range_test_range_test", "factors_tiny_digits_lenet_one_cycle", "ablations",
+                   "iterations_to_target"):
+        assert (tmp_path / "report" / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
+    spread = json.loads((tmp_path / "report" / "tables" / "range_test_range_test.json").read_text())
+    assert spread["seeds"] == [0, 1] and spread["max_lr"] == spread["spread"][spread["method"]]["median"]
+
+    # compare labels runs by any config key (config.yaml), not only the schedule block.
+    out = run_cli([sys.executable, "-m", "superconv.report.compare", "--dirs", str(results / "nesterov-*"),
+                   str(results / "one_cycle-*"), "--label", "optimizer.nesterov", "trainer.total_batch",
+                   "--out", str(tmp_path / "compare")], cwd=ROOT).stdout
+    labels = (tmp_path / "compare" / "report.md").read_text()
+    for label in ("one_cycle [nesterov=True, total_batch=120]", "one_cycle [nesterov=True, total_batch=128]",
+                  "one_cycle [nesterov=False, total_batch=128]"):
+        assert f"| {label} |" in labels, (label, out)
+
+
+def test_code_change_makes_a_result_stale(tmp_path) -> None:
+    recorded = loaded_code()
+    assert recorded and not changed_code(recorded)
+    name = next(iter(k for k in recorded if k.startswith("superconv/")))
+    assert changed_code({**recorded, name: "0" * 64}) == [name]
+    assert changed_code({"superconv/no_such_module.py": "0" * 64}) == ["superconv/no_such_module.py"]
+
+
+def test_bad_study_file_is_one_clear_error(tmp_path) -> None:
+    bad = tmp_path / "study.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "results": "r", "seeds": [0], "jobs": 0,
+                                   "report": {"out": "o", "policy": "a", "baseline": "b"}, "runs": {}}))
+    proc = run_cli([sys.executable, "pipelines/study.py", str(bad)], cwd=ROOT, check=False)
+    assert proc.returncode == 2 and "jobs" in proc.stderr and "greater than or equal to 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli([sys.executable, "pipelines/study.py", str(tmp_path / "missing.yaml")], cwd=ROOT, check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
