@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -83,3 +84,25 @@ def test_limited_data_figure_only_with_train_size(tmp_path) -> None:
     assert "Table 1 analogue" in text and "**REPRODUCED**: the CLR gain over PC grows" in text
     limited = pd.read_csv(out / "tables" / "limited_data.csv")
     assert sorted(set(limited["train_size"])) == [10000, 20000, 30000, 40000, 50000]
+
+
+def test_the_paper_report_gathers_every_study_and_marks_what_none_ran(built, tmp_path) -> None:
+    """Two studies' reports side by side: the paper report lists both, each claim's verdicts with their study, every
+    row either with the studies that ran it or "not run" with what it needs; it reads reports only."""
+    from superconv.report.paper import build_paper_report
+
+    out, _ = built
+    reports = tmp_path / "reports"
+    shutil.copytree(out, reports / "study_a")
+    other = tmp_path / "other"
+    write_run(other / "train", "one_cycle", 0, [99.3], experiment=MNIST)
+    write_run(other / "train", "one_cycle", 1, [99.2], experiment=MNIST)
+    build_report(other, reports / "study_b", "one_cycle", "inv", None)
+    text = build_paper_report(reports)
+    assert (reports / "paper.html").read_text().count("<table>") >= 3
+    assert "[study_a](study_a/report.md)" in text and "[study_b](study_b/report.md)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| paper_mnist_lenet/one_cycle |")]
+    assert len(rows) == 2 and "(n=3)" in rows[0] and "(n=2)" in rows[1]  # most seeds first
+    assert re.search(r"\| paper_cifar10_resnet56/clr \|.*\| not run \| – \| needs: CIFAR-10", text)
+    assert "**NOT RUN** (sc_speed)" in text
+    assert re.search(r"\*\*(REPRODUCED|NOT REPRODUCED|INCONCLUSIVE)\*\* \(mnist_speed, \[study_a\]", text)

@@ -164,3 +164,14 @@ def test_the_compare_module_points_elsewhere_for_the_other_subcommands(capsys: p
         loop.main(["budget", "--markdown"])
     assert exit_info.value.code == 2
     assert "python -m superconv.bench budget" in capsys.readouterr().err
+
+
+def test_parallel_times_one_process_against_one_thread_processes(tmp_path: Path, data_root: Path) -> None:
+    """Real train processes on the tiny profile: both arrangements train every image, and the ratio is theirs."""
+    out = tmp_path / "parallel.json"
+    report = bench(["parallel", "--experiment", "tiny_digits_lenet", "--iterations", "3", "--threads", "2",
+                    "--repeats", "1", "--set", f"data_root={data_root}", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    one, many = report["rounds"]["one"][0], report["rounds"]["many"][0]
+    assert one["images_per_s"] > 0 and many["images_per_s"] > 0
+    assert report["ratio_many_over_one"] == pytest.approx(many["images_per_s"] / one["images_per_s"])

@@ -35,7 +35,7 @@ NEVER_DEPS = ("README.md", "docs")
 # Scripts that launch others as processes (a study runs train and range-test processes): a stage running one needs
 # what the launched scripts run too, with every conf/ group, since a study's overrides may pick any.
 LAUNCHES = {"pipelines/study.py": ("pipelines/train.py", "pipelines/range_test.py")}
-PIPELINES = ["dvc.yaml", *sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("studies/*/dvc.yaml"))]
+PIPELINES = ["dvc.yaml", *sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("studies/**/dvc.yaml"))]
 
 
 # ------------------------------------------------------------------------------------------------ dvc.yaml
@@ -178,7 +178,7 @@ def check_dvc_yaml(dvc_yaml: Path, root: Path | None = None) -> dict[str, StageC
         raise RuntimeError(f"{PACKAGE} is imported from {pkg_file}, not {src}: set PYTHONPATH={src}")
     params_file = dvc_yaml.parent / "params.yaml"
     params = load_yaml(params_file) if params_file.is_file() else {}
-    outs = [resolve(o, params) for spec in all_stages(root) for o in dep_paths(spec.get("outs"))]
+    outs = all_outs(root)
     package_files = {p.relative_to(root).as_posix() for p in (src / PACKAGE).rglob("*") if p.is_file()
                      and "__pycache__" not in p.parts}
     checks = {}
@@ -206,10 +206,14 @@ def check_dvc_yaml(dvc_yaml: Path, root: Path | None = None) -> dict[str, StageC
     return checks
 
 
-def all_stages(root: Path) -> list[dict[str, Any]]:
-    """Every stage of every pipeline of the repo at ``root`` (their outs may be another pipeline's deps)."""
-    files = [root / "dvc.yaml", *sorted(root.glob("studies/*/dvc.yaml"))]
-    return [spec for f in files if f.is_file() for spec in load_yaml(f)["stages"].values()]
+def all_outs(root: Path) -> list[str]:
+    """Every output of every pipeline of the repo at ``root`` (another pipeline may depend on it), each resolved
+    with the params.yaml beside its dvc.yaml."""
+    outs = []
+    for f in [root / "dvc.yaml", *sorted(root.glob("studies/**/dvc.yaml"))]:
+        params = load_yaml(f.parent / "params.yaml") if (f.parent / "params.yaml").is_file() else {}
+        outs += [resolve(o, params) for spec in load_yaml(f)["stages"].values() for o in dep_paths(spec.get("outs"))]
+    return outs
 
 
 @functools.cache

@@ -1,9 +1,9 @@
-"""``python -m superconv.bench [compare|throughput|budget|loader|range_test|selfcheck] [options]``: one entry to every
-benchmark, and the GPU self-check.
+"""``python -m superconv.bench [compare|throughput|budget|loader|range_test|parallel|selfcheck] [options]``: one
+entry to every benchmark, and the GPU self-check.
 
 With no subcommand (or only options) it runs ``compare``. Each subcommand is also its module's own entry point
-(``python -m superconv.bench.loop``, ``.throughput``, ``.gpu_budget``, ``.loader``, ``.range_test``, ``.selfcheck``);
-``-h`` after a subcommand lists its options.
+(``python -m superconv.bench.loop``, ``.throughput``, ``.gpu_budget``, ``.loader``, ``.range_test``, ``.parallel``,
+``.selfcheck``); ``-h`` after a subcommand lists its options.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-USAGE = "usage: python -m superconv.bench [compare|throughput|budget|loader|range_test|selfcheck] [options]"
+USAGE = "usage: python -m superconv.bench [compare|throughput|budget|loader|range_test|parallel|selfcheck] [options]"
 
 
 def _compare(argv: list[str]) -> Any:
@@ -45,6 +45,12 @@ def _range_test(argv: list[str]) -> Any:
     return main(argv)
 
 
+def _parallel(argv: list[str]) -> Any:
+    from superconv.bench.parallel import main
+
+    return main(argv)
+
+
 def _selfcheck(argv: list[str]) -> Any:
     from superconv.bench.selfcheck import main
 
@@ -58,6 +64,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], Any], str]] = {
     "budget": (_budget, "device-hours per experiment preset x recipe policy x seeds"),
     "loader": (_loader, "device-resident batching vs torchvision's DataLoader; data vs step time"),
     "range_test": (_range_test, "a range test of N iterations vs N training iterations"),
+    "parallel": (_parallel, "one N-thread training process vs N one-thread processes at once (a study's jobs)"),
     "selfcheck": (_selfcheck, "a CUDA machine's first check: every model x precision x eager/compile, DDP, MLflow"),
 }
 
