@@ -8,10 +8,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "DVC_NO_ANALYTICS": "1",
                    "MLFLOW_DISABLE_AGENT_HINT": "1"})
+
+
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def _default_torch_threads() -> None:
+    """A test that sets torch's thread count (trainer.threads, bench --threads) must not change the numerics of the
+    tests after it in the same worker: CPU float sums depend on the thread count (the golden curves are exact)."""
+    yield
+    torch.set_num_threads(DEFAULT_THREADS)
 
 
 @pytest.fixture(scope="session")

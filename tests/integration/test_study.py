@@ -25,7 +25,7 @@ def study_file(tmp: Path, data_root: Path, nesterov_extra: list[str] | None = No
     common = [*TINY, f"data_root={data_root}", "schedule=one_cycle"]
     spec = {
         "name": "tiny_study", "results": str(tmp / "results"), "seeds": [0, 1], "jobs": 2, "threads": 1,
-        "report": {"out": str(tmp / "report"), "policy": "nesterov", "baseline": "one_cycle"},
+        "report": {"out": str(tmp / "report"), "policy": "one_cycle", "baseline": "nesterov"},
         "runs": {
             "range_test": {"stage": "range_test", "overrides": [*TINY, f"data_root={data_root}"]},
             "one_cycle": {"overrides": common},
@@ -99,7 +99,7 @@ def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
     # The study report: the failed row says what its factor did, the range test reports its spread over seeds,
     # the independent reproduction has its own column.
     ref = load_reference(tiny_reference(tmp_path))
-    built = build_study_report(results, tmp_path / "report", "nesterov", "one_cycle", ["range_test"], ref)
+    built = build_study_report(results, tmp_path / "report", "one_cycle", "nesterov", ["range_test"], ref)
     row = next(line for line in built["verdicts"] if "tiny matches" in line)
     assert not row.startswith("**REPRODUCED**") and "gap analysis (published − ours" in row
     assert "nesterov (Nesterov:" in row and "not run yet: not_a_run" in row

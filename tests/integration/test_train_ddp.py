@@ -49,7 +49,8 @@ def assert_one_run(uri: str, study: str, out: Path) -> None:
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent[0].info.run_id}'")
     assert len(parent) == 1 and [c.info.run_id for c in children] == [summary["tracking_run_id"]]
     assert len(client.get_metric_history(summary["tracking_run_id"], "train_loss")) == 40, "only rank 0 logs"
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.yaml", "metrics.csv", "provenance.json",
+                                                        "summary.json"]
 
 
 def test_two_gloo_ranks_on_one_node(single, tmp_path, data_root, mlflow_uri) -> None:

@@ -143,20 +143,24 @@ def side_runs(ref: Reference) -> set[str]:
     return names | {c["baseline"] for c in ref.claims if c["type"] == "better"}
 
 
-def ablation_rows(ref: Reference, runs: RunSet) -> pd.DataFrame:
-    """Every `better` claim's two sides: (policy - baseline) with its Welch CI, for the ablation figure."""
-    rows = []
+def ablation_rows(ref: Reference, runs: RunSet, table: pd.DataFrame, policy: str) -> pd.DataFrame:
+    """``policy`` minus every other run of the study that has no published row and is no factor sweep (the paper's
+    ablations, and any a user adds to a study), with the Welch CI: how each alternative lands against the policy."""
+    factor_runs = side_runs(ref) - {c["baseline"] for c in ref.claims if c["type"] == "better"}
     s = runs.summaries[~runs.summaries["diverged"]].dropna(subset=["final_test_acc"])
-    for claim in (c for c in ref.claims if c["type"] == "better"):
-        pol = s[(s["experiment"] == claim["experiment"]) & (s["run"] == claim["policy"])]["final_test_acc"]
-        base = s[(s["experiment"] == claim["experiment"]) & (s["run"] == claim["baseline"])]["final_test_acc"]
-        if len(pol) < 2 or len(base) < 2:
+    mine = s[s["run"] == policy]["final_test_acc"]
+    others = table[(table["status"] == "ran") & (table["group"] == "") & ~table["run"].isin(factor_runs | {policy})]
+    rows = []
+    for run in others["run"]:
+        theirs = s[s["run"] == run]["final_test_acc"]
+        if len(mine) < 2 or len(theirs) < 2:
             continue
-        d = difference(pol.mean(), pol.std(), len(pol), base.mean(), base.std(), len(base))
-        finding = "policy better" if d.ci95[0] > 0 else "policy worse" if d.ci95[1] < 0 else "no clear difference"
-        rows.append({"claim_id": claim["id"], "label": f"{claim['policy']} − {claim['baseline']}", "effect": d.diff,
-                     "effect_ci_low": d.ci95[0], "effect_ci_high": d.ci95[1], "finding": finding})
-    return pd.DataFrame(rows, columns=["claim_id", "label", "effect", "effect_ci_low", "effect_ci_high", "finding"])
+        d = difference(mine.mean(), mine.std(), len(mine), theirs.mean(), theirs.std(), len(theirs))
+        finding = (f"{policy} better" if d.ci95[0] > 0 else f"{policy} worse" if d.ci95[1] < 0
+                   else "no clear difference")
+        rows.append({"run": run, "label": f"{policy} − {run}", "effect": d.diff, "effect_ci_low": d.ci95[0],
+                     "effect_ci_high": d.ci95[1], "finding": finding})
+    return pd.DataFrame(rows, columns=["run", "label", "effect", "effect_ci_low", "effect_ci_high", "finding"])
 
 
 def factor_rows(ref: Reference, table: pd.DataFrame) -> pd.DataFrame:
@@ -186,7 +190,7 @@ def draw_figures(out: Path, runs: RunSet, table: pd.DataFrame, ref: Reference, s
     if len(compared):
         rows = compared.assign(label=compared["run"] + " (" + compared["dataset"] + ")")
         images["published"] = _draw(fig_dir, "published_comparison", figures.published_comparison_figure(rows))
-    judged = factors[factors["finding"] != "not run"] if len(factors) else factors
+    judged = factors[~factors["finding"].isin(["not run", "diverged"])] if len(factors) else factors
     for key, group in (judged.groupby("row", sort=False) if len(judged) else []):
         row, ours = ref.row(key), ran[ran["key"] == key]
         gap = {"published − ours": row["mean"] - float(ours["ours_mean"].iloc[0])} if len(ours) else {}
@@ -195,7 +199,7 @@ def draw_figures(out: Path, runs: RunSet, table: pd.DataFrame, ref: Reference, s
             frame, f"{key}: each factor's effect against our {row['run']} (the gap a factor must close: red)", gap))
     if len(ablations):
         images["ablations"] = _draw(fig_dir, "ablations", figures.effects_figure(
-            ablations, "ablations: the paper's setting minus the alternative (above 0: the paper's setting wins)"))
+            ablations, "ablations: the study's policy minus each alternative run (above 0: the policy wins)"))
     limited = limited_data_table(runs, ref)
     if len(limited):
         ok = limited[~limited["diverged"]]
@@ -250,8 +254,9 @@ def factors_markdown(factors: pd.DataFrame) -> str:
     lines = ["| row | factor | run | n | ours (mean ± std) | effect vs the row's run [95% CI] | "
              "vs published [95% CI] | finding |", "|---|---|---|---|---|---|---|---|"]
     for f in factors.to_dict("records"):
-        if f["finding"] == "not run":
-            lines.append(f"| {f['row']} | {f['factor']} | {f['run']} | 0 | – | – | – | not run yet |")
+        if f["finding"] in ("not run", "diverged"):
+            status = "not run yet" if f["finding"] == "not run" else "**every seed diverged**"
+            lines.append(f"| {f['row']} | {f['factor']} | {f['run']} | 0 | – | – | – | {status} |")
             continue
         lines.append(f"| {f['row']} | {f['factor']} | {f['run']} | {f['n']} | {_fmt(f['mean'])} ± {_fmt(f['std'])} | "
                      f"{_fmt(f['effect'], sign=True)} [{_fmt(f['effect_ci_low'], sign=True)}, "
@@ -297,13 +302,17 @@ def render_markdown(title: str, source: str, table: pd.DataFrame, speed: pd.Data
     if len(factors):
         parts += ["## Gap analysis: factors tested for verdicts that failed", "",
                   "Each factor run changes one thing against the row's own run (`factors` of the claim in "
-                  "published.yaml). It *accounts for the gap* when it matches the published value within the claim's "
-                  "tolerance, *closes part of the gap* when it beats the row's run (effect CI above 0), *widens* it "
-                  "when worse, and otherwise *explains nothing*.", "", factors_markdown(factors), ""]
+                  "published.yaml). It *accounts for the gap* when it beats the row's run (effect CI above 0) and "
+                  "matches the published value within the claim's tolerance, *closes part of the gap* when it beats "
+                  "the row's run without matching, *matches the paper, effect not resolved* when it matches but its "
+                  "effect's CI includes 0, *widens* the gap when worse, and otherwise *explains nothing*.", "",
+                  factors_markdown(factors), ""]
         parts += [f"![factors of {k.split(':', 1)[1]}]({v})" for k, v in images.items() if k.startswith("factors:")]
         parts += [""]
     if "ablations" in images:
-        parts += ["## Ablations", "", f"![ablations]({images['ablations']})", ""]
+        parts += ["## Ablations", "", f"Every other run of the study without a published row or a factor sweep, "
+                  f"against {policy} (Welch 95% CI); the `better` claims above give the verdicts on the paper's own "
+                  "findings.", "", f"![ablations]({images['ablations']})", ""]
     for label, rt in range_tests.items():
         parts += range_test_markdown(label, rt, images[f"range_test:{label}"])
     parts += ["## Test accuracy against iteration", "", f"![accuracy against iteration]({images['accuracy']})", "",
@@ -352,7 +361,7 @@ def write_report(runs: RunSet, out: Path, policy: str, baseline: str,
     speed = speed_table(runs, policy, baseline)
     found = judge_claims(ref, runs, table, policy, baseline)
     tests = combined_range_tests(range_tests or {})
-    factors, ablations = factor_rows(ref, table), ablation_rows(ref, runs)
+    factors, ablations = factor_rows(ref, table), ablation_rows(ref, runs, table, policy)
     images = draw_figures(out, runs, table, ref, speed, tests, factors, ablations)
     frames = {"accuracy": table, "speed": speed, "runs": runs.summaries, "claims": pd.DataFrame(
         [v.record() for v in found]), "accuracy_curves": curves_table(runs), "schedules": schedules_table(runs),

@@ -196,7 +196,8 @@ def matches_published(claim: dict[str, Any], runs: RunSet, ref: Reference, table
     return out
 
 
-FINDINGS = ("accounts for the gap", "closes part of the gap", "explains nothing", "widens the gap", "not run")
+FINDINGS = ("accounts for the gap", "closes part of the gap", "matches the paper, effect not resolved",
+            "explains nothing", "widens the gap", "diverged", "not run")
 
 
 def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -204,14 +205,16 @@ def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[di
     judged against the row's own run and the published value.
 
     A factor run *accounts for the gap* when it matches the published value (its CI of the difference lies within
-    ±tolerance_pp); it *closes part* of it when it is better than the row's run (effect CI above 0) without matching;
-    it *widens* it when worse (CI below 0); otherwise it *explains nothing*.
+    ±tolerance_pp) and beats the row's run (effect CI above 0); it *closes part* of it when it beats the row's run
+    without matching; it *matches the paper, effect not resolved* when it matches but its effect's CI still
+    includes 0 (more seeds would tell); it *widens* the gap when worse (CI below 0); otherwise it *explains nothing*.
     """
     factors = (claim.get("factors") or {}).get(key) or {}
     if not factors:
         return []
     row_run = key.split("/", 1)[1]
     ran = table[table["status"] == "ran"]
+    diverged = set(table.loc[table["status"] == "diverged", "run"])
     base = ran[ran["run"] == row_run]
     published = table[table["key"] == key].iloc[0]
     rows = []
@@ -221,7 +224,7 @@ def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[di
             entry = {"claim_id": claim["id"], "row": key, "factor": factor, "run": name, "n": 0, "mean": None,
                      "std": None, "effect": None, "effect_ci_low": None, "effect_ci_high": None,
                      "vs_published": None, "vs_published_ci_low": None, "vs_published_ci_high": None,
-                     "finding": "not run"}
+                     "finding": "diverged" if name in diverged else "not run"}
             if found.empty or base.empty:
                 rows.append(entry)
                 continue
@@ -229,11 +232,14 @@ def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[di
             effect = difference(f["ours_mean"], f["ours_std"], int(f["n"]), b["ours_mean"], b["ours_std"], int(b["n"]))
             versus = difference(f["ours_mean"], f["ours_std"], int(f["n"]), published["published_mean"],
                                 published["published_std"], published["published_n"])
-            if decide_within(versus.ci95, float(claim["tolerance_pp"])) == "reproduced":
-                finding = "accounts for the gap"
+            matches = decide_within(versus.ci95, float(claim["tolerance_pp"])) == "reproduced"
+            better = decide_at_least(effect.ci95, 0.0)
+            if better == "reproduced":
+                finding = "accounts for the gap" if matches else "closes part of the gap"
+            elif better == "not reproduced":
+                finding = "widens the gap"
             else:
-                finding = {"reproduced": "closes part of the gap", "not reproduced": "widens the gap",
-                           "inconclusive": "explains nothing"}[decide_at_least(effect.ci95, 0.0)]
+                finding = "matches the paper, effect not resolved" if matches else "explains nothing"
             rows.append({**entry, "n": int(f["n"]), "mean": f["ours_mean"], "std": f["ours_std"],
                          "effect": effect.diff, "effect_ci_low": effect.ci95[0], "effect_ci_high": effect.ci95[1],
                          "vs_published": versus.diff, "vs_published_ci_low": versus.ci95[0],
@@ -244,12 +250,15 @@ def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[di
 def gap_sentence(r: dict[str, Any], row: dict[str, Any], factors: list[dict[str, Any]]) -> str:
     """The verdict line's gap analysis: which factor accounts for the gap, which close part, which explain nothing."""
     parts = []
-    for finding in FINDINGS[:-1]:
+    for finding in FINDINGS[:-2]:
         named = [f for f in factors if f["finding"] == finding]
         if named:
             cells = ", ".join(f"{f['run']} ({f['factor']}: {f['mean']:.2f}, effect {f['effect']:+.2f} pp "
                               f"[{f['effect_ci_low']:+.2f}, {f['effect_ci_high']:+.2f}])" for f in named)
             parts.append(f"{finding}: {cells}")
+    diverged = [f"{f['run']} ({f['factor']})" for f in factors if f["finding"] == "diverged"]
+    if diverged:
+        parts.append(f"every seed diverged: {', '.join(diverged)}")
     missing = [f["run"] for f in factors if f["finding"] == "not run"]
     if missing:
         parts.append(f"not run yet: {', '.join(missing)}")
