@@ -22,12 +22,13 @@ TINY = ["experiment=tiny_digits_lenet"]
 
 
 def study_file(tmp: Path, data_root: Path, nesterov_extra: list[str] | None = None) -> Path:
-    common = [*TINY, f"data_root={data_root}", "schedule=one_cycle"]
+    common = [*TINY, f"data_root={data_root}", "schedule=one_cycle", "trainer.max_iterations=30"]
     spec = {
         "name": "tiny_study", "results": str(tmp / "results"), "seeds": [0, 1], "jobs": 2, "threads": 1,
         "report": {"out": str(tmp / "report"), "policy": "one_cycle", "baseline": "nesterov"},
         "runs": {
-            "range_test": {"stage": "range_test", "overrides": [*TINY, f"data_root={data_root}"]},
+            "range_test": {"stage": "range_test", "overrides": [*TINY, f"data_root={data_root}",
+                                                                 "range_test.iterations=30"]},
             "one_cycle": {"overrides": common},
             "nesterov": {"overrides": [*common, "optimizer.nesterov=true", *(nesterov_extra or [])],
                          "per_seed": {"trainer.total_batch": [128, 120]}},
