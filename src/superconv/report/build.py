@@ -258,7 +258,8 @@ def factors_markdown(factors: pd.DataFrame) -> str:
             status = "not run yet" if f["finding"] == "not run" else "**every seed diverged**"
             lines.append(f"| {f['row']} | {f['factor']} | {f['run']} | 0 | – | – | – | {status} |")
             continue
-        lines.append(f"| {f['row']} | {f['factor']} | {f['run']} | {f['n']} | {_fmt(f['mean'])} ± {_fmt(f['std'])} | "
+        n = f"{f['n']}" + (f" (+{f['diverged']} diverged)" if f.get("diverged") else "")
+        lines.append(f"| {f['row']} | {f['factor']} | {f['run']} | {n} | {_fmt(f['mean'])} ± {_fmt(f['std'])} | "
                      f"{_fmt(f['effect'], sign=True)} [{_fmt(f['effect_ci_low'], sign=True)}, "
                      f"{_fmt(f['effect_ci_high'], sign=True)}] | {_fmt(f['vs_published'], sign=True)} "
                      f"[{_fmt(f['vs_published_ci_low'], sign=True)}, {_fmt(f['vs_published_ci_high'], sign=True)}] | "

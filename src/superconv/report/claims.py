@@ -221,7 +221,8 @@ def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[di
     for factor, names in factors.items():
         for name in names:
             found = ran[ran["run"] == name]
-            entry = {"claim_id": claim["id"], "row": key, "factor": factor, "run": name, "n": 0, "mean": None,
+            entry = {"claim_id": claim["id"], "row": key, "factor": factor, "run": name, "n": 0, "diverged": 0,
+                     "mean": None,
                      "std": None, "effect": None, "effect_ci_low": None, "effect_ci_high": None,
                      "vs_published": None, "vs_published_ci_low": None, "vs_published_ci_high": None,
                      "finding": "diverged" if name in diverged else "not run"}
@@ -240,7 +241,8 @@ def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[di
                 finding = "widens the gap"
             else:
                 finding = "matches the paper, effect not resolved" if matches else "explains nothing"
-            rows.append({**entry, "n": int(f["n"]), "mean": f["ours_mean"], "std": f["ours_std"],
+            rows.append({**entry, "n": int(f["n"]), "diverged": int(f["diverged"]), "mean": f["ours_mean"],
+                         "std": f["ours_std"],
                          "effect": effect.diff, "effect_ci_low": effect.ci95[0], "effect_ci_high": effect.ci95[1],
                          "vs_published": versus.diff, "vs_published_ci_low": versus.ci95[0],
                          "vs_published_ci_high": versus.ci95[1], "finding": finding})
@@ -254,7 +256,9 @@ def gap_sentence(r: dict[str, Any], row: dict[str, Any], factors: list[dict[str,
         named = [f for f in factors if f["finding"] == finding]
         if named:
             cells = ", ".join(f"{f['run']} ({f['factor']}: {f['mean']:.2f}, effect {f['effect']:+.2f} pp "
-                              f"[{f['effect_ci_low']:+.2f}, {f['effect_ci_high']:+.2f}])" for f in named)
+                              f"[{f['effect_ci_low']:+.2f}, {f['effect_ci_high']:+.2f}]"
+                              + (f"; {f['diverged']} of {f['n'] + f['diverged']} seeds diverged" if f.get("diverged")
+                                 else "") + ")" for f in named)
             parts.append(f"{finding}: {cells}")
     diverged = [f"{f['run']} ({f['factor']})" for f in factors if f["finding"] == "diverged"]
     if diverged:
