@@ -175,3 +175,11 @@ def test_parallel_times_one_process_against_one_thread_processes(tmp_path: Path,
     one, many = report["rounds"]["one"][0], report["rounds"]["many"][0]
     assert one["images_per_s"] > 0 and many["images_per_s"] > 0
     assert report["ratio_many_over_one"] == pytest.approx(many["images_per_s"] / one["images_per_s"])
+
+
+def test_budget_plans_a_study_run_by_run() -> None:
+    """A study's plan: one row per training run x seed (range tests noted), at the iterations its config gives."""
+    plans, notes = gpu_budget.plan_study(Path(__file__).parents[2] / "studies/paper_cifar10_fig1a/study.yaml")
+    assert sorted(p.policy for p in plans) == [f"{run}-{seed}" for run in ("clr", "pc") for seed in range(4)]
+    assert {p.iterations for p in plans} == {10_000, 80_000} and {p.total_batch for p in plans} == {1000}
+    assert notes == ["paper_cifar10_fig1a / range_test-0: a range test, not planned"]

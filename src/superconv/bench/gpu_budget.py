@@ -32,6 +32,7 @@ from superconv.common.io import write_json
 from superconv.core.engine import resolve_device
 from superconv.core.schedules import build_schedule
 from superconv.stages.config import CONF_DIR, compose_stage_config, iterations_per_epoch
+from superconv.stages.study import expand, load_study
 
 DEFAULT_SEEDS = 4  # the paper's runs per row: paper 2 (arXiv:1803.09820) Table 2, mean ± std of 4 runs
 EVAL_SPEEDUP_ASSUMED = 3.0  # forward only ~ 1/3 of forward + backward, when no eval images/s was measured
@@ -83,6 +84,31 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
+def _plan(cfg: DictConfig, preset: str, policy: str, notes: list[str]) -> RunPlan:
+    schedule = build_schedule(cfg.schedule, iterations_per_epoch(cfg))
+    n = schedule.iterations if cfg.trainer.max_iterations is None else min(schedule.iterations,
+                                                                           int(cfg.trainer.max_iterations))
+    ds, key = cfg.dataset, model_key(cfg.model)
+    if key is None:
+        notes.append(f"{preset} / {policy}: no benchmarked model matches {cfg.model._target_}")
+    every = int(cfg.trainer.eval_every)
+    return RunPlan(preset, policy, key, (int(ds.channels), int(ds.image_size), int(ds.image_size)), n,
+                   int(cfg.trainer.total_batch), every, evaluations(n, every), int(ds.test_size))
+
+
+def plan_study(path: Path) -> tuple[list[RunPlan], list[str]]:
+    """Every training run x seed of a study (studies/<name>/study.yaml), each one plan (so count it at 1 seed);
+    range tests are noted, not planned."""
+    spec = load_study(path)
+    plans, notes = [], []
+    for job in expand(spec, threads=1):
+        if job.stage != "train":
+            notes.append(f"{spec.name} / {job.label}: a range test, not planned")
+            continue
+        plans.append(_plan(compose_stage_config("train", list(job.overrides)), spec.name, job.label, notes))
+    return plans, notes
+
+
 def plan_preset(name: str) -> tuple[list[RunPlan], list[str]]:
     """The runs of preset ``name``, one per recipe policy, and a note for each policy that does not compose."""
     if name not in preset_names():
@@ -90,19 +116,10 @@ def plan_preset(name: str) -> tuple[list[RunPlan], list[str]]:
     plans, notes = [], []
     for policy in compose_stage_config("train", [f"experiment={name}"]).recipe:
         try:
-            cfg = compose_stage_config("train", [f"experiment={name}", f"schedule={policy}"])
-            schedule = build_schedule(cfg.schedule, iterations_per_epoch(cfg))
+            plans.append(_plan(compose_stage_config("train", [f"experiment={name}", f"schedule={policy}"]), name,
+                               policy, notes))
         except Exception as err:  # a recipe without a schedule group, or with keys its group does not fill
             notes.append(f"{name} / {policy}: skipped, does not compose ({str(err).splitlines()[0][:160]})")
-            continue
-        n = schedule.iterations if cfg.trainer.max_iterations is None else min(schedule.iterations,
-                                                                               int(cfg.trainer.max_iterations))
-        ds, key = cfg.dataset, model_key(cfg.model)
-        if key is None:
-            notes.append(f"{name} / {policy}: no benchmarked model matches {cfg.model._target_}")
-        plans.append(RunPlan(name, policy, key, (int(ds.channels), int(ds.image_size), int(ds.image_size)), n,
-                             int(cfg.trainer.total_batch), int(cfg.trainer.eval_every),
-                             evaluations(n, int(cfg.trainer.eval_every)), int(ds.test_size)))
     return plans, notes
 
 
@@ -257,6 +274,8 @@ def render(report: Mapping[str, Any], markdown: bool = False) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m superconv.bench budget", description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default=None, help="comma-separated (default: every conf/experiment/ preset)")
+    parser.add_argument("--studies", nargs="+", type=Path, default=None, metavar="STUDY_YAML",
+                        help="plan these studies' runs x seeds instead of presets (each run counted once: --seeds 1)")
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS)
     parser.add_argument("--throughput", type=Path, default=None,
                         help=f"a `bench throughput` JSON (default {RESULTS_DIR / 'throughput.json'} if it exists)")
@@ -297,7 +316,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 raise ValueError(f"--gpu {args.gpu!r} --amp {args.amp}: {why}")
     except ValueError as err:
         parser.error(str(err))
-    planned = {name: plan_preset(name) for name in presets}
+    if args.studies:
+        planned = {path.parent.name: plan_study(path) for path in args.studies}
+        presets, args.seeds = list(planned), 1
+    else:
+        planned = {name: plan_preset(name) for name in presets}
     needed = sorted({p.model for plans, _ in planned.values() for p in plans if p.model in MODELS})
     rates: dict[str, Rate] = {}
     if default_ips is not None or per_model:

@@ -71,6 +71,9 @@ class StudySpec(BaseModel):
     seeds: Annotated[list[int], Field(min_length=1)]
     jobs: Annotated[int, Field(ge=1)] = 1
     threads: Annotated[int, Field(ge=1)] | None = None
+    # How each job's stage script starts: the python running the study, or e.g. [torchrun, --standalone,
+    # --nproc_per_node=4] for one multi-GPU (DDP) process group per run.
+    launcher: list[str] = []
     report: ReportSpec
     runs: dict[str, RunSpec]
 
@@ -84,6 +87,11 @@ class Job:
     stage: str
     overrides: tuple[str, ...]
     out: Path
+    launcher: tuple[str, ...] = ()
+
+    @property
+    def command(self) -> list[str]:
+        return [*(self.launcher or (sys.executable,)), f"pipelines/{self.stage}.py", *self.overrides]
 
     @property
     def label(self) -> str:
@@ -113,7 +121,7 @@ def expand(spec: StudySpec, threads: int) -> list[Job]:
                      "trainer.progress=false"]
             if run.stage == "train":
                 fixed.append("trainer.fail_on_divergence=false")  # a diverged run is a result, listed as such
-            jobs.append(Job(name, seed, run.stage, (*run.overrides, *per_seed, *fixed), out))
+            jobs.append(Job(name, seed, run.stage, (*run.overrides, *per_seed, *fixed), out, tuple(spec.launcher)))
     return jobs
 
 
@@ -156,10 +164,9 @@ class Runner:
         if self.stopping:
             return job, -1, 0.0
         job.out.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, f"pipelines/{job.stage}.py", *job.overrides]
         start = time.perf_counter()
         with open(job.out / "stage.log", "a") as logfile:
-            proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=os.environ.copy())
+            proc = subprocess.Popen(job.command, stdout=logfile, stderr=subprocess.STDOUT, env=os.environ.copy())
             with self.lock:
                 self.running.add(proc)
             log.info("start %s", job.label)
