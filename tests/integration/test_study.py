@@ -142,3 +142,35 @@ def test_bad_study_file_is_one_clear_error(tmp_path) -> None:
     assert "Traceback" not in proc.stderr
     proc = run_cli([sys.executable, "pipelines/study.py", str(tmp_path / "missing.yaml")], cwd=ROOT, check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_sigterm_stops_the_study_and_the_next_call_resumes(tmp_path, data_root) -> None:
+    """SIGTERM to the runner: its running job checkpoints and stops (no FAILED), the runner exits 143, and the
+    next call resumes that job from its checkpoint to the end."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    spec = {"name": "tiny_stop", "results": str(tmp_path / "results"), "seeds": [0], "jobs": 1, "threads": 1,
+            "report": {"out": str(tmp_path / "report"), "policy": "inv", "baseline": "inv"},
+            "runs": {"inv": {"overrides": [*TINY, f"data_root={data_root}", "schedule=inv", "tracking.enabled=false",
+                                           "trainer.checkpoint_every=10", "trainer.log_every=5"]}}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen([sys.executable, "pipelines/study.py", str(path)], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    checkpoint = tmp_path / "results" / "inv-0" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "stopped inv-0" in out and "FAILED" not in out
+    assert not (tmp_path / "results" / "inv-0" / "summary.json").exists()
+    run_study(path)
+    summary = json.loads((tmp_path / "results" / "inv-0" / "summary.json").read_text())
+    assert summary["resumed"] is True and summary["iterations"] == 120

@@ -174,6 +174,9 @@ class Runner:
             with self.lock:
                 self.running.discard(proc)
         wall = time.perf_counter() - start
+        if self.stopping and rc == 128 + signal.SIGTERM:
+            log.info("stopped %s after %.0f s: it resumes from its checkpoint on the next run", job.label, wall)
+            return job, -1, wall
         log.info("%s %s in %.0f s (rc %d)", "done" if rc == 0 else "FAILED", job.label, wall, rc)
         return job, rc, wall
 
