@@ -1,4 +1,4 @@
-"""DVC stage `runs` of a study (studies/<name>/dvc.yaml): every run x seed of its study.yaml not yet up to date."""
+"""DVC stage `runs@<study>` (studies/dvc.yaml): every run x seed of its study.yaml not yet up to date."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""DVC stage `report` of a study (studies/<name>/dvc.yaml): its report from the runs that have finished."""
+"""DVC stage `report@<study>` (studies/dvc.yaml): a study's report from the runs that have finished."""
 
 import sys
 from pathlib import Path

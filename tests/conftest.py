@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "DVC_NO_ANALYTICS": "1",
@@ -58,6 +61,22 @@ def run_cli(args: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
+
+
+def project_repo(dest: Path, params: dict[str, Any], skip: tuple[str, ...] = ("reports/", "dvc.lock")) -> Path:
+    """The committed project files (less ``skip``) copied to ``dest`` as a fresh git + DVC repo with ``params`` as
+    its params.yaml: a real `dvc repro` there changes nothing of ours."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for rel in files.split():
+        if rel.startswith(skip) or not (ROOT / rel).is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"]):
+        subprocess.run(cmd, cwd=dest, check=True)
+    return dest
 
 
 @pytest.fixture(scope="session")

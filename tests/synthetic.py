@@ -7,8 +7,11 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from superconv.core.data.prepared import Split
+from superconv.core.data.sources import write_idx
 from superconv.core.data.sources_cifar import CIFAR_LAYOUTS
 from superconv.stages.config import compose_stage_config
 from superconv.stages.prepare import prepare_stage
@@ -52,6 +55,24 @@ def image_folder(root: Path, classes: list[str], per_class: int, suffix: str) ->
             Image.fromarray(rng.integers(0, 256, (14, 10, 3), dtype=np.uint8)).save(path)
             files[wnid].append(path)
     return files
+
+
+def raw_sources(raw: Path, mnist_sizes: tuple[int, int], imagenet: str) -> None:
+    """Every dataset's raw files under ``raw`` in its official format, random pixels: the CIFAR archives, MNIST's
+    IDX files (``mnist_sizes`` = train, test images) and an ImageNet ImageFolder (10 classes, 2 train + 1 val
+    images each) under ``raw/<imagenet>``."""
+    for name in ("cifar10", "cifar100"):
+        cifar_archive(raw / name, name)
+    gen = torch.Generator().manual_seed(0)
+
+    def digits_split(n: int) -> Split:
+        return Split(torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=gen),
+                     torch.arange(n, dtype=torch.int64) % 10)
+
+    write_idx(raw / "mnist", *(digits_split(n) for n in mnist_sizes))
+    wnids = [f"n0{i:07d}" for i in range(10)]
+    image_folder(raw / imagenet / "train", wnids, 2, ".JPEG")
+    image_folder(raw / imagenet / "val", wnids, 1, ".JPEG")
 
 
 def prepare(tmp_path: Path, overrides: list[str]) -> dict:

@@ -14,11 +14,9 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from superconv.core.data.prepared import Split
-from superconv.core.data.sources import write_idx
 from superconv.stages.config import CONF_DIR, compose_stage_config
 from superconv.stages.train import train_stage
-from tests.synthetic import cifar_archive, image_folder, prepare
+from tests.synthetic import prepare, raw_sources
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 SUBSET = 20  # a limited-data preset's training subset of the 40 synthetic CIFAR-10 images (2 per class)
@@ -54,18 +52,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic raw data for every dataset a preset uses, prepared once (plus the limited-data subset)."""
     tmp = tmp_path_factory.mktemp("presets")
     raw = tmp / "raw"
-    for name in ("cifar10", "cifar100"):
-        cifar_archive(raw / name, name)
-    gen = torch.Generator().manual_seed(0)
-
-    def digits_split(n: int) -> Split:
-        return Split(torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=gen),
-                     torch.arange(n, dtype=torch.int64) % 10)
-
-    write_idx(raw / "mnist", digits_split(40), digits_split(10))
-    wnids = [f"n0{i:07d}" for i in range(10)]
-    image_folder(raw / "imagenet_subset" / "train", wnids, 2, ".JPEG")
-    image_folder(raw / "imagenet_subset" / "val", wnids, 1, ".JPEG")
+    raw_sources(raw, (40, 10), "imagenet_subset")
     for name, overrides in DATASETS.items():
         prepare(tmp, [f"dataset={name}", *_root_override(name, raw), *overrides])
     prepare(tmp, ["dataset=cifar10", *_root_override("cifar10", raw), *DATASETS["cifar10"],

@@ -106,3 +106,36 @@ def test_the_paper_report_gathers_every_study_and_marks_what_none_ran(built, tmp
     assert re.search(r"\| paper_cifar10_resnet56/clr \|.*\| not run \| – \| needs: CIFAR-10", text)
     assert "**NOT RUN** (sc_speed)" in text
     assert re.search(r"\*\*(REPRODUCED|NOT REPRODUCED|INCONCLUSIVE)\*\* \(mnist_speed, \[study_a\]", text)
+
+
+def test_a_study_with_no_finished_run_says_what_it_runs_and_the_paper_lists_it(tmp_path, monkeypatch) -> None:
+    from superconv.report.paper import build_paper_report
+    from superconv.stages.report import study_report_stage
+
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "studies" / "s" / "study.yaml"
+    study.parent.mkdir(parents=True)
+    study.write_text("name: s\nresults: results/s\nseeds: [0, 1]\nreport: {out: reports/s, policy: a, baseline: b}\n"
+                     "runs: {a: {overrides: [x=1]}, b: {stage: range_test, seeds: [3]}}\n")
+    (tmp_path / "results" / "s" / "a-0").mkdir(parents=True)  # started, not finished
+    assert study_report_stage(study)["verdicts"] == []
+    text = (tmp_path / "reports/s/report.md").read_text()
+    assert "No training run of this study has finished yet" in text
+    assert "dvc repro studies/dvc.yaml:report@s" in text and "| a | train | 0 1 | `x=1` |" in text
+    assert "| b | range_test | 3 |  |" in text
+    assert json.loads((tmp_path / "reports/s/verdicts.json").read_text())["verdicts"] == []
+    paper = build_paper_report(tmp_path / "reports")
+    assert "| [s: not run yet](s/report.md) | `results/s` | none tested |" in paper
+
+
+def test_variants_of_one_published_run_keep_its_name_and_are_told_apart_by_size(tmp_path) -> None:
+    """A study's `clr@40000` and `clr@30000` are the published run `clr` at two training-set sizes."""
+    from superconv.report.results import load_study_runs
+
+    for size in (40000, 30000):
+        made = write_run(tmp_path / "tmp", "clr", 0, [90.0], experiment="paper_cifar10_resnet56", train_size=size,
+                         full_train_size=50000)
+        made.rename(tmp_path / f"clr@{size}-0")
+    runs = load_study_runs(tmp_path)
+    assert set(runs.summaries["base_run"]) == {"clr"}
+    assert set(runs.summaries["run"]) == {"clr [train_size=40000]", "clr [train_size=30000]"}

@@ -5,7 +5,8 @@ package's import graph (grimp; imports inside functions count), as files (each p
 importing a module runs them, and the ``*.yaml`` package data beside them); the script's Hydra entry config
 (``conf/<stage>.yaml``) and the folder of every conf/ group it composes: its defaults list (a ``null`` default counts
 when the cmd sets the group), plus, when the experiment group composes, every group a preset ``override``s. A dep
-covers a path when it equals it or is a folder above it; ``${...}`` is resolved from params.yaml. Report and bench
+covers a path when it equals it or is a folder above it; ``${...}`` is resolved from params.yaml (and ``vars``),
+and a ``foreach`` stage is checked once per item. Report and bench
 code must be no dep of a stage that does not import it, README and docs no dep at all, and every dep must exist or be
 another stage's output.
 
@@ -50,6 +51,45 @@ def resolve(text: str, params: dict[str, Any]) -> str:
         return str(found) if isinstance(found, str | int | float) else match.group(0)
 
     return re.sub(r"\$\{\s*([\w.]+)\s*\}", value, text)
+
+
+def pipeline_params(dvc_yaml: Path) -> dict[str, Any]:
+    """What ``${...}`` sees in ``dvc_yaml``: the params.yaml beside it, then its ``vars`` (``file[:key,...]``)."""
+    beside = dvc_yaml.parent / "params.yaml"
+    params = dict(load_yaml(beside)) if beside.is_file() else {}
+    for entry in load_yaml(dvc_yaml).get("vars", []):
+        if isinstance(entry, dict):
+            params.update(entry)
+            continue
+        name, _, keys = entry.partition(":")
+        data = load_yaml(dvc_yaml.parent / name)
+        params.update({k: data[k] for k in keys.split(",")} if keys else data)
+    return params
+
+
+def expand_stages(dvc_yaml: Path, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The stages of ``dvc_yaml`` as DVC names them, a ``foreach`` over a params dict expanded to ``<name>@<key>``
+    with ``${key}``, ``${item}`` and ``${item.<field>}`` filled in (``matrix`` stages stay one entry)."""
+    def fill(obj: Any, key: str, item: Any) -> Any:
+        if isinstance(obj, dict):
+            return {fill(k, key, item): fill(v, key, item) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [fill(v, key, item) for v in obj]
+        if not isinstance(obj, str):
+            return obj
+        obj = obj.replace("${key}", key)
+        if isinstance(item, dict):
+            return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), obj)
+        return obj.replace("${item}", str(item))
+
+    stages = {}
+    for name, spec in load_yaml(dvc_yaml)["stages"].items():
+        if "foreach" not in spec:
+            stages[name] = spec
+            continue
+        items = params[re.fullmatch(r"\$\{\s*(\w+)\s*\}", spec["foreach"]).group(1)]
+        stages.update({f"{name}@{key}": fill(spec["do"], key, item) for key, item in items.items()})
+    return stages
 
 
 def dep_paths(entries: list[Any]) -> list[str]:
@@ -167,7 +207,8 @@ def script_needs(script_rel: str, cmd: str | None, graph: grimp.ImportGraph, roo
 def check_dvc_yaml(dvc_yaml: Path, root: Path | None = None) -> dict[str, StageCheck]:
     """Every stage of ``dvc_yaml`` against the code and conf/ of ``root`` (default: the folder its stages run in,
     their ``wdir``); the package is the ``superconv`` on sys.path, which must be ``root``'s src/superconv."""
-    stages = load_yaml(dvc_yaml)["stages"]
+    params = pipeline_params(dvc_yaml)
+    stages = expand_stages(dvc_yaml, params)
     wdirs = {spec.get("wdir", ".") for spec in stages.values()}
     assert len(wdirs) == 1, f"{dvc_yaml}: stages with different wdir {wdirs}"
     root = (root or dvc_yaml.parent / wdirs.pop()).resolve()
@@ -176,8 +217,6 @@ def check_dvc_yaml(dvc_yaml: Path, root: Path | None = None) -> dict[str, StageC
     pkg_file = Path(importlib.import_module(PACKAGE).__file__)
     if src not in pkg_file.resolve().parents:
         raise RuntimeError(f"{PACKAGE} is imported from {pkg_file}, not {src}: set PYTHONPATH={src}")
-    params_file = dvc_yaml.parent / "params.yaml"
-    params = load_yaml(params_file) if params_file.is_file() else {}
     outs = all_outs(root)
     package_files = {p.relative_to(root).as_posix() for p in (src / PACKAGE).rglob("*") if p.is_file()
                      and "__pycache__" not in p.parts}
@@ -211,8 +250,8 @@ def all_outs(root: Path) -> list[str]:
     with the params.yaml beside its dvc.yaml."""
     outs = []
     for f in [root / "dvc.yaml", *sorted(root.glob("studies/**/dvc.yaml"))]:
-        params = load_yaml(f.parent / "params.yaml") if (f.parent / "params.yaml").is_file() else {}
-        outs += [resolve(o, params) for spec in load_yaml(f)["stages"].values() for o in dep_paths(spec.get("outs"))]
+        params = pipeline_params(f)
+        outs += [resolve(o, params) for spec in expand_stages(f, params).values() for o in dep_paths(spec.get("outs"))]
     return outs
 
 
@@ -226,7 +265,8 @@ def checks() -> dict[str, StageCheck]:
     return found
 
 
-STAGES = [f"{'' if p == 'dvc.yaml' else p + ':'}{s}" for p in PIPELINES for s in sorted(load_yaml(ROOT / p)["stages"])]
+STAGES = [f"{'' if p == 'dvc.yaml' else p + ':'}{s}" for p in PIPELINES
+          for s in sorted(expand_stages(ROOT / p, pipeline_params(ROOT / p)))]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -249,7 +289,8 @@ def test_every_dep_exists_or_is_a_stage_output(stage: str) -> None:
 
 def test_training_stages_do_not_depend_on_report_code() -> None:
     training = [c for c in checks().values() if c.script and not c.script.endswith(("report.py", "range_spread.py"))]
-    assert {c.name for c in training} >= {"prepare", "range_test", "train", "train_lr_from_range_test", "runs"}
+    assert {c.name.split("@")[0] for c in training} >= {"prepare", "range_test", "train", "train_lr_from_range_test",
+                                                         "runs"}
     for check in training:
         assert not any(m.startswith(f"{PACKAGE}.report") for m in check.modules), check.name
         assert not any(covers(d, f"src/{PACKAGE}/report/build.py") for d in check.deps), check.name

@@ -245,6 +245,7 @@ def _hours(h: float | None) -> str:
 def render(report: Mapping[str, Any], markdown: bool = False) -> str:
     """The per-run table and the per-preset totals, as plain text or a markdown table for the README."""
     seeds = report["seeds"]
+    scope = "every run x seed of the study" if report.get("studies") else f"all policies x {seeds} seeds"
     head = ["preset", "policy", "model", "iterations", "batch", "images (M)", "evals", "img/s", "per run",
             "floor/run", f"x {seeds} seeds"]
     rows = [[r["preset"], r["policy"], r["model"], f"{r['iterations']:,}", str(r["total_batch"]),
@@ -257,7 +258,7 @@ def render(report: Mapping[str, Any], markdown: bool = False) -> str:
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head)))
                   + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
-        lines += ["", f"| preset | hours, all policies x {seeds} seeds |", "|---|---:|"]
+        lines += ["", f"| {'study' if report.get('studies') else 'preset'} | hours, {scope} |", "|---|---:|"]
         lines += [f"| {name} | {h} |" for name, h in totals]
         lines += [""] + [f"- {note}" for note in report["notes"]]
     else:
@@ -265,7 +266,7 @@ def render(report: Mapping[str, Any], markdown: bool = False) -> str:
         for row in [head, *rows]:
             lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
                                    for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        lines += ["", f"hours per preset, all policies x {seeds} seeds:"]
+        lines += ["", f"hours, {scope}:"]
         lines += [f"  {name:<36} {h:>12}" for name, h in totals]
         lines += [f"  note: {note}" for note in report["notes"]]
     return "\n".join(lines)
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "`python -m superconv.bench throughput` first, or pass --measure")
             measured = throughput(needed, device=resolve_device("auto"), amp=args.amp)
             rates, peak = rates_from_throughput(measured), measured["peak_tflops"]
-    report = budget(presets, rates, args.seeds, peak, planned)
+    report = {**budget(presets, rates, args.seeds, peak, planned), "studies": bool(args.studies)}
     report["rates"] = {name: asdict(rate) for name, rate in rates.items()}
     write_json(args.out, report)
     print(render(report, args.markdown))

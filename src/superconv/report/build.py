@@ -398,3 +398,23 @@ def build_study_report(results: Path, out: Path, policy: str, baseline: str, ran
     directory, and the range-test runs named in ``range_tests`` (one section each, over their seeds)."""
     groups = {name: sorted(Path(results).glob(f"{name}-*")) for name in range_tests}
     return write_report(load_study_runs(Path(results)), out, policy, baseline, groups, f"`{results}`", ref)
+
+
+def _markdown_table(rows: list[dict[str, str]]) -> list[str]:
+    keys = list(rows[0]) if rows else []
+    return [f"| {' | '.join(keys)} |", f"|{'---|' * len(keys)}",
+            *(f"| {' | '.join(str(r[k]) for k in keys)} |" for r in rows)]
+
+
+def write_not_run_report(out: Path, title: str, source: str, plan: list[dict[str, str]],
+                         how: list[str]) -> dict[str, Any]:
+    """The report of a study with no finished training run: what it will run (``plan``) and how (``how``), and a
+    verdicts.json without verdicts, so the paper report and DVC find it and list the study's rows as not run."""
+    out = Path(out)
+    text = "\n".join([f"# {title}", "", f"No training run of this study has finished yet (results: {source}).", "",
+                       "Run it with:", "", "```", *how, "```", "", "## What it runs", "",
+                       *_markdown_table(plan), ""])
+    atomic_write(out / "report.md", lambda p: p.write_text(text))
+    atomic_write(out / "report.html", lambda p: p.write_text(to_html(text, out, title)))
+    write_json(out / VERDICTS_FILE, {"title": title, "built_from": source, "verdicts": []})
+    return {"metrics": {}, "verdicts": []}

@@ -37,11 +37,13 @@ def load_studies(reports: Path) -> dict[str, dict[str, Any]]:
     studies = {}
     for found in sorted(Path(reports).glob(f"*/{VERDICTS_FILE}")):
         tables = found.parent / "tables"
-        if not (tables / "accuracy.csv").is_file() or not (tables / "claims.csv").is_file():
-            continue
-        studies[found.parent.name] = {"verdicts": json.loads(found.read_text()),
-                                      "accuracy": pd.read_csv(tables / "accuracy.csv"),
-                                      "claims": pd.read_csv(tables / "claims.csv").fillna("")}
+        if (tables / "accuracy.csv").is_file() and (tables / "claims.csv").is_file():
+            accuracy, claims = pd.read_csv(tables / "accuracy.csv"), pd.read_csv(tables / "claims.csv").fillna("")
+        else:  # a study that has not run yet: listed, with nothing to put beside the published rows
+            accuracy = pd.DataFrame(columns=["key", "status", "n"])
+            claims = pd.DataFrame(columns=["claim_id", "verdict", "evidence", "claim", "statistic"])
+        studies[found.parent.name] = {"verdicts": json.loads(found.read_text()), "accuracy": accuracy,
+                                      "claims": claims}
     return studies
 
 
@@ -109,7 +111,7 @@ def paper_markdown(ref: Reference, studies: dict[str, dict[str, Any]]) -> str:
     parts = [f"# {TITLE}", "",
              "Gathered from each study's own report (every number is computed there, from its runs); published "
              "numbers and claims come from `superconv/report/published.yaml`. Rebuilding this page re-runs no study: "
-             "`dvc repro -s studies/dvc.yaml` (or `python pipelines/paper_report.py reports`).", "",
+             "`dvc repro -s studies/dvc.yaml:paper` (or `python pipelines/paper_report.py reports`).", "",
              "## Studies", "", "| study | built from | verdicts |", "|---|---|---|"]
     for name, s in studies.items():
         found = Counter(line.split("**")[1].lower() for line in s["verdicts"]["verdicts"] if "**" in line)

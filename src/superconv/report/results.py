@@ -122,12 +122,18 @@ def load_train_runs(results: Path) -> RunSet:
 
 
 def study_run_name(directory: Path) -> str:
-    """``<run>-<seed>`` -> ``<run>``: how a study (stages.study) names each run's directory."""
-    return directory.name.rsplit("-", 1)[0]
+    """``<run>[@<variant>]-<seed>`` -> ``<run>``: how a study (stages.study) names each run's directory. A variant
+    is one row of a published table that has several (``clr@40000``: CLR on 40,000 images); the run's label tells
+    the variants apart by what they changed (its train_size)."""
+    return directory.name.rsplit("-", 1)[0].split("@", 1)[0]
+
+
+def study_run_dirs(results: Path) -> list[Path]:
+    """A study's finished training runs: results/<study>/<run>-<seed>/ holding summary.json and metrics.csv."""
+    return sorted(d for d in Path(results).glob("*-*") if Path(d, "summary.json").is_file()
+                  and Path(d, "metrics.csv").is_file())
 
 
 def load_study_runs(results: Path) -> RunSet:
-    """A study's training runs, results/<study>/<run>-<seed>/, each named by its directory."""
-    found = sorted(d for d in Path(results).glob("*-*") if Path(d, "summary.json").is_file()
-                   and Path(d, "metrics.csv").is_file())
-    return build_runset([read_run_dir(d, study_run_name(d)) for d in found])
+    """A study's training runs, each named by its directory."""
+    return build_runset([read_run_dir(d, study_run_name(d)) for d in study_run_dirs(results)])

@@ -7,9 +7,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from superconv.common.errors import ConfigError
 from superconv.common.tracking import log_to_study
-from superconv.report.build import build_report, build_study_report
+from superconv.report.build import build_report, build_study_report, write_not_run_report
+from superconv.report.results import study_run_dirs
 from superconv.stages.schema import validate_report
 from superconv.stages.study import load_study
 
@@ -27,14 +27,21 @@ def report_stage(cfg: DictConfig) -> dict[str, Any]:
 
 
 def study_report_stage(study_file: Path) -> dict[str, Any]:
-    """A study's report (studies/<name>/study.yaml) from whatever runs have finished: none is re-run."""
+    """A study's report (studies/<name>/study.yaml) from whatever runs have finished: none is re-run. With none
+    finished it says what the study runs and how, so every study has a report for DVC and the paper report."""
     spec = load_study(study_file)
     ranges = [name for name, run in spec.runs.items() if run.stage == "range_test"]
-    try:
+    if study_run_dirs(Path(spec.results)):
         built = build_study_report(Path(spec.results), Path(spec.report.out), spec.report.policy,
                                    spec.report.baseline, ranges)
-    except FileNotFoundError as err:
-        raise ConfigError(f"{study_file}: {err} (python pipelines/study.py {study_file})") from None
+    else:
+        plan = [{"run": name, "stage": run.stage, "seeds": " ".join(map(str, run.seeds or spec.seeds)),
+                 "overrides": " ".join(f"`{o}`" for o in run.overrides)} for name, run in spec.runs.items()]
+        how = [f"dvc repro studies/dvc.yaml:report@{spec.name}",
+               f"# or, without DVC: python pipelines/study.py {study_file}",
+               f"#                  python pipelines/study_report.py {study_file}"]
+        built = write_not_run_report(Path(spec.report.out), f"{spec.name}: not run yet", f"`{spec.results}`",
+                                     plan, how)
     for line in built["verdicts"]:
         print(line)
     return built

@@ -8,6 +8,7 @@ Up to ``jobs`` runs go at once, each with ``threads`` torch threads (on a 2-core
 train LeNet faster together than one 2-thread process; docs/bench.md). The DVC stage of a study runs this.
 
     python pipelines/study.py studies/paper_mnist_full/study.yaml [--jobs 2] [--dry-run] [--only RUN ...]
+    SUPERCONV_PROFILE=ci python pipelines/study.py studies/<name>/study.yaml   # its `ci` profile (wiring check)
     python pipelines/study_report.py studies/paper_mnist_full/study.yaml   # its report, from what has finished
 """
 
@@ -62,6 +63,16 @@ class ReportSpec(BaseModel):
     baseline: str
 
 
+class ProfileSpec(BaseModel):
+    """A named variant of the whole study, picked by SUPERCONV_PROFILE=<name> (or --profile) so the committed
+    pipeline stays as it is: `ci` checks every study's wiring on tiny synthetic data in a few iterations."""
+
+    model_config = ConfigDict(extra="forbid")
+    only: list[str] | None = None  # the runs it keeps (default: all)
+    seeds: Annotated[list[int], Field(min_length=1)] | None = None  # every kept run's seeds
+    overrides: list[str] = []  # appended to every job
+
+
 class StudySpec(BaseModel):
     """studies/<name>/study.yaml."""
 
@@ -76,6 +87,10 @@ class StudySpec(BaseModel):
     launcher: list[str] = []
     report: ReportSpec
     runs: dict[str, RunSpec]
+    profiles: dict[str, ProfileSpec] = {}
+
+
+PROFILE_ENV = "SUPERCONV_PROFILE"
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,25 @@ def load_study(path: Path) -> StudySpec:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         raise ConfigError(f"{path}: {key}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+def apply_profile(spec: StudySpec, path: Path, profile: str | None) -> StudySpec:
+    """``spec`` as the profile runs it (none: unchanged); an unknown profile or run name is a ConfigError."""
+    if not profile:
+        return spec
+    if profile not in spec.profiles:
+        raise ConfigError(f"{PROFILE_ENV}={profile}: {path} has no such profile; its profiles: "
+                          f"{', '.join(spec.profiles) or 'none'} (unset {PROFILE_ENV} to run the study itself)")
+    chosen = spec.profiles[profile]
+    unknown = sorted(set(chosen.only or ()) - set(spec.runs))
+    if unknown:
+        raise ConfigError(f"{path}: profiles.{profile} names {', '.join(unknown)}, not runs of the study; "
+                          f"runs: {', '.join(spec.runs)}")
+    runs = {name: run.model_copy(update={
+        "overrides": [*run.overrides, *chosen.overrides],
+        "seeds": chosen.seeds if chosen.seeds is not None else run.seeds})
+        for name, run in spec.runs.items() if chosen.only is None or name in chosen.only}
+    return spec.model_copy(update={"runs": runs})
 
 
 def expand(spec: StudySpec, threads: int) -> list[Job]:
@@ -190,8 +224,11 @@ class Runner:
                 signal.signal(s, handler)
 
 
-def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[str] | None, dry_run: bool) -> int:
-    """Run every job of ``spec`` that is not up to date; print what is kept and what runs, and why."""
+def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[str] | None, dry_run: bool,
+              profile: str | None = None) -> int:
+    """Run every job of ``spec`` (as ``profile`` varies it) that is not up to date; print what is kept and what
+    runs, and why."""
+    spec = apply_profile(spec, path, profile)
     jobs_at_once = jobs_at_once or spec.jobs
     threads = spec.threads or max(1, (os.cpu_count() or 1) // jobs_at_once)
     unknown = sorted(set(only or ()) - set(spec.runs))
@@ -223,10 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="processes at once (default: the study's jobs)")
     parser.add_argument("--only", nargs="*", default=None, metavar="RUN", help="run only these named runs")
     parser.add_argument("--dry-run", action="store_true", help="list each job and whether it would run")
+    parser.add_argument("--profile", default=os.environ.get(PROFILE_ENV),
+                        help=f"run the study file's profiles.<name> (default: ${PROFILE_ENV}), e.g. ci")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        return run_study(load_study(args.study), args.study, args.jobs, args.only, args.dry_run)
+        return run_study(load_study(args.study), args.study, args.jobs, args.only, args.dry_run, args.profile)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
