@@ -34,7 +34,7 @@ SYNTHETIC_DATA = {
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = project_repo(tmp_path_factory.mktemp("studies") / "project", DEFAULT,
-                        skip=("reports/", "dvc.lock", "results/"))
+                        skip=("reports/", "dvc.lock", "studies/dvc.lock", "results/"))
     params = yaml.safe_load((dest / "studies/params.yaml").read_text())
     assert set(params["datasets"]) == set(SYNTHETIC_DATA), "a dataset of studies/params.yaml needs synthetic data"
     params["datasets"] = SYNTHETIC_DATA
