@@ -63,7 +63,8 @@ def run_cli(args: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None
     return proc
 
 
-def project_repo(dest: Path, params: dict[str, Any], skip: tuple[str, ...] = ("reports/", "dvc.lock", "studies/dvc.lock")) -> Path:
+def project_repo(dest: Path, params: dict[str, Any],
+                 skip: tuple[str, ...] = ("reports/", "dvc.lock", "studies/dvc.lock")) -> Path:
     """The committed project files (less ``skip``) copied to ``dest`` as a fresh git + DVC repo with ``params`` as
     its params.yaml: a real `dvc repro` there changes nothing of ours."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout

@@ -103,7 +103,7 @@ def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
     built = build_study_report(results, tmp_path / "report", "one_cycle", "nesterov", ["range_test"], ref)
     row = next(line for line in built["verdicts"] if "tiny matches" in line)
     assert not row.startswith("**REPRODUCED**") and "gap analysis (published − ours" in row
-    assert "nesterov (Nesterov:" in row and "not run yet: not_a_run" in row
+    assert "nesterov (Nesterov:" in row and "not run in these results: not_a_run" in row
     assert any("plain momentum beats Nesterov" in line for line in built["verdicts"])
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Gap analysis: factors tested for verdicts that failed" in report
