@@ -20,6 +20,14 @@ from tests.conftest import ROOT
 from tests.synthetic import cifar_archive, image_folder, prepare
 
 
+@pytest.mark.parametrize("name", sorted(CIFAR_LAYOUTS))
+def test_each_cifar_layout_names_torchvisions_folder_and_archive(name: str) -> None:
+    """The layouts spell these out so that reading CIFAR needs no torchvision import; they must stay its values."""
+    layout = CIFAR_LAYOUTS[name]
+    official = layout.official_class()
+    assert (layout.folder, layout.archive) == (official.base_folder, official.filename)
+
+
 @pytest.mark.parametrize("name,train_size", [("cifar10", 40), ("cifar100", 200)])
 def test_cifar_archive_round_trips_exactly(tmp_path, caplog, name: str, train_size: int) -> None:
     x, y, tx, ty = cifar_archive(tmp_path / "raw", name)

@@ -27,8 +27,10 @@ def study_file(tmp: Path, data_root: Path, nesterov_extra: list[str] | None = No
         "name": "tiny_study", "results": str(tmp / "results"), "seeds": [0, 1], "jobs": 2, "threads": 1,
         "report": {"out": str(tmp / "report"), "policy": "one_cycle", "baseline": "nesterov"},
         "runs": {
+            # capped by trainer.max_iterations: the run's config.yaml says 30, and the study must agree
             "range_test": {"stage": "range_test", "overrides": [*TINY, f"data_root={data_root}",
-                                                                 "range_test.iterations=30"]},
+                                                                 "range_test.iterations=40",
+                                                                 "trainer.max_iterations=30"]},
             "one_cycle": {"overrides": common},
             "nesterov": {"overrides": [*common, "optimizer.nesterov=true", *(nesterov_extra or [])],
                          "per_seed": {"trainer.total_batch": [128, 120]}},
@@ -76,6 +78,7 @@ def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
         assert (results / name / "summary.json").is_file(), name
     assert (results / "range_test-0" / "suggestion.json").is_file()
     assert (results / "range_test-1" / "suggestion.json").is_file()
+    assert yaml.safe_load((results / "range_test-1" / "config.yaml").read_text())["range_test"]["iterations"] == 30
 
     # Each run directory carries its whole resolved config, the same values MLflow got as params, and its code.
     config = yaml.safe_load((results / "nesterov-1" / "config.yaml").read_text())

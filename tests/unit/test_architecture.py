@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import grimp
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "superconv"
@@ -138,3 +139,15 @@ if __name__ == "__main__":  # PYTHONPATH=<other checkout>/src python tests/unit/
 
     print(f"{PACKAGE} from {importlib.import_module(PACKAGE).__file__}")
     print("\n".join(import_cycles() + init_imports_of_own_submodules()) or "no cycles")
+
+
+@pytest.mark.parametrize("module", ["superconv.stages.train", "superconv.stages.range_test",
+                                    "superconv.stages.prepare"])
+def test_a_stage_imports_no_heavy_library_until_it_uses_it(module: str) -> None:
+    """torchvision (it loads torch._dynamo), seaborn with scipy, and mlflow each cost a process seconds, and every
+    test, study run and DVC stage is a process: they are imported where used (a CIFAR or ImageNet source, a
+    figure, a tracked run), so an MNIST run with tracking off never loads them."""
+    heavy = ("torchvision", "seaborn", "scipy", "mlflow")
+    code = f"import sys, {module}; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "", f"importing {module} loads {loaded.strip()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
-sns.set_theme(style="whitegrid", context="notebook")
+
+@functools.cache
+def seaborn() -> Any:
+    """seaborn, themed once. Imported on first use: with scipy it costs a process seconds, which a run that
+    draws nothing (tracking off) or fails its config check should not pay."""
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    return sns
 
 
 def save_figure(figure: plt.Figure, path: Path) -> None:
@@ -24,6 +32,7 @@ def save_figure(figure: plt.Figure, path: Path) -> None:
 
 def run_curves_figure(metrics: pd.DataFrame, title: str) -> plt.Figure:
     """One training run: train loss and test accuracy against iteration, LR on a twin axis."""
+    sns = seaborn()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     sns.lineplot(data=metrics, x="iteration", y="train_loss", ax=ax_loss, linewidth=0.8)
     ax_lr = ax_loss.twinx()
@@ -44,6 +53,7 @@ def range_test_figure(curve: pd.DataFrame, found: dict[str, Any]) -> plt.Figure:
     linear one. The loss axis is scaled to the smoothed loss before divergence, so the blow-up (and raw
     spikes) do not flatten the part of the curve the rules read.
     """
+    sns = seaborn()
     log_x = found["protocol"] == "exponential"
     curve = curve[curve["lr"] > 0] if log_x else curve
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))

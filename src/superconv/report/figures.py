@@ -7,8 +7,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
+from superconv.common.plots import seaborn  # noqa: E402
+
+sns = seaborn()
 POLICY_LABELS = {"one_cycle": "1cycle", "inv": "inv (Caffe)", "multistep": "piecewise constant",
                  "triangular": "CLR triangular", "step": "step"}
 

@@ -19,10 +19,11 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
 from superconv.common.io import write_json
-from superconv.common.plots import save_figure
+from superconv.common.plots import save_figure, seaborn
+
+sns = seaborn()
 
 # Rules whose medians differ by more than this factor disagree: the report says so.
 DISAGREEMENT = 2.0

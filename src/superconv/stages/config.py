@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from superconv.common.errors import ConfigError
@@ -215,6 +215,19 @@ def validate_range_test(cfg: DictConfig) -> Checked:
     run = validated(cfg, "range_test")
     assert isinstance(run, schema.RangeTestConfig)
     return Checked(None, _check_run(run, run.range_test.momentum))
+
+
+def cap_range_test(cfg: DictConfig) -> None:
+    """Cap ``range_test.iterations`` (and its eval interval) at ``trainer.max_iterations``, in place, as that
+    caps training. The capped config is what runs and is written beside the result, so a study composing the
+    same overrides applies this too before it compares the two."""
+    if cfg.trainer.max_iterations is None:
+        return
+    rt = cfg.range_test
+    with open_dict(cfg):
+        rt.iterations = min(rt.iterations, int(cfg.trainer.max_iterations))
+        if rt.eval_every is not None:
+            rt.eval_every = min(rt.eval_every, rt.iterations)
 
 
 def validate_prepare(cfg: DictConfig) -> None:

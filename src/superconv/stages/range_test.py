@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from superconv.common import plots
 from superconv.common.io import atomic_write, write_json
@@ -43,12 +43,7 @@ def range_test_stage(cfg: DictConfig, default_study: str = "adhoc") -> dict[str,
     """
     checked = C.validate_range_test(cfg)
     meta, device = preflight(cfg)
-    rt = cfg.range_test
-    if cfg.trainer.max_iterations is not None:
-        with open_dict(cfg):
-            rt.iterations = min(rt.iterations, int(cfg.trainer.max_iterations))
-            if rt.eval_every is not None:
-                rt.eval_every = min(rt.eval_every, rt.iterations)
+    C.cap_range_test(cfg)
     with process_group(device):
         return _range_test(cfg, checked, default_study, meta, device)
 

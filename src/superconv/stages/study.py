@@ -164,7 +164,10 @@ def staleness(job: Job) -> str | None:
     result, recorded = job.out / RESULT_FILE[job.stage], job.out / PROVENANCE_FILE
     if not (result.is_file() and recorded.is_file() and (job.out / CONFIG_FILE).is_file()):
         return "not run"
-    wanted = OmegaConf.to_container(C.compose_stage_config(job.stage, list(job.overrides)), resolve=True)
+    composed = C.compose_stage_config(job.stage, list(job.overrides))
+    if job.stage == "range_test":
+        C.cap_range_test(composed)
+    wanted = OmegaConf.to_container(composed, resolve=True)
     found = yaml.safe_load((job.out / CONFIG_FILE).read_text())
     if wanted != found:
         keys = sorted(k for k in set(_flat(wanted)) | set(_flat(found)) if _flat(wanted).get(k) != _flat(found).get(k))

@@ -165,7 +165,8 @@ def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: st
             atomic_write(out / "metrics.csv", lambda p: frame.to_csv(p, index=False))
             write_json(out / "summary.json", summary)
             write_provenance(out)
-            log_curves(tracker, frame, f"{run_name} seed {cfg.seed}")
+            if tracker.active:  # drawing (and importing seaborn) only for a store that keeps the figure
+                log_curves(tracker, frame, f"{run_name} seed {cfg.seed}")
             for name in ("metrics.csv", "summary.json"):
                 tracker.log_artifact(out / name)
             tracker.log_metrics({k: summary[k] for k in ("final_test_acc", "best_test_acc", "images_per_s",

@@ -5,6 +5,8 @@ synthetic archives in tests; reading the batch files ourselves keeps one code pa
 synthetic data. The pickles are read only from a user-provided ``dataset.root`` in the official layout
 (or torchvision's download into it), with an unpickler that accepts nothing but numpy arrays and plain
 containers, and each file is compared with torchvision's official md5 list: a mismatch is a warning.
+torchvision is imported only where it is used: importing it costs every process seconds (it loads
+torchvision.models and torch._dynamo), and most of them (MNIST runs, config checks) never read CIFAR.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.datasets import CIFAR10, CIFAR100
-from torchvision.datasets.utils import check_integrity
 
 from superconv.common.errors import DataError
 from superconv.core.data.prepared import Split
@@ -49,18 +49,24 @@ class CifarLayout:
     train_files: str  # regex of training batch file names
     test_file: str
     label_key: str
-    official: type[CIFAR10]
+    official: str  # torchvision.datasets class: its download and md5 list
+    archive: str  # the official archive's file name
     files: str  # the expected files, for error messages
 
     def describe(self, root: Path) -> str:
-        return f"{root / self.folder}/{{{self.files}}} (extracted from {self.official.filename})"
+        return f"{root / self.folder}/{{{self.files}}} (extracted from {self.archive})"
+
+    def official_class(self) -> Any:
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.official)
 
 
 CIFAR_LAYOUTS = {
-    "cifar10": CifarLayout("CIFAR-10", CIFAR10.base_folder, r"data_batch_\d+", "test_batch", "labels", CIFAR10,
-                           "data_batch_1..data_batch_5,test_batch"),
-    "cifar100": CifarLayout("CIFAR-100", CIFAR100.base_folder, "train", "test", "fine_labels", CIFAR100,
-                            "train,test"),
+    "cifar10": CifarLayout("CIFAR-10", "cifar-10-batches-py", r"data_batch_\d+", "test_batch", "labels", "CIFAR10",
+                           "cifar-10-python.tar.gz", "data_batch_1..data_batch_5,test_batch"),
+    "cifar100": CifarLayout("CIFAR-100", "cifar-100-python", "train", "test", "fine_labels", "CIFAR100",
+                            "cifar-100-python.tar.gz", "train,test"),
 }
 
 
@@ -74,7 +80,10 @@ def read_cifar_batch(path: Path, label_key: str) -> Split:
 
 
 def _warn_on_md5(layout: CifarLayout, directory: Path, names: list[str]) -> None:
-    official = dict(layout.official.train_list + layout.official.test_list)
+    from torchvision.datasets.utils import check_integrity
+
+    official_class = layout.official_class()
+    official = dict(official_class.train_list + official_class.test_list)
     odd = [n for n in names if n not in official or not check_integrity(str(directory / n), official[n])]
     if odd or set(official) - set(names):
         log.warning("%s under %s is not the official archive (md5 differs or files missing/extra: %s); "
@@ -104,5 +113,5 @@ def cifar_from_download(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
     layout = CIFAR_LAYOUTS[cfg.name]
     if not cfg.download:
         raise DataError(f"download disabled (dataset.download=false); put {layout.describe(Path(cfg.root))}")
-    layout.official(str(cfg.root), train=True, download=True)
+    layout.official_class()(str(cfg.root), train=True, download=True)
     return read_cifar(Path(cfg.root), layout)

@@ -3,7 +3,8 @@
 Training then never touches a JPEG: images are resized (shorter side to ``dataset.image_size``) and
 center-cropped here with torchvision's PIL ops and stored as uint8 tensors in the prepared format.
 Sources: Imagenette/Imagewoof (fast.ai archives; torchvision's md5-checked ``Imagenette`` download for
-Imagenette) and seeded class/image subsets of a local ImageNet in ImageFolder layout.
+Imagenette) and seeded class/image subsets of a local ImageNet in ImageFolder layout. torchvision is
+imported inside the functions that use it: it costs seconds, and only prepare reads images.
 """
 
 from __future__ import annotations
@@ -13,10 +14,6 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torchvision.datasets import Imagenette
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-from torchvision.datasets.utils import download_and_extract_archive
-from torchvision.transforms.v2 import functional as F
 
 from superconv.common.errors import DataError
 from superconv.core.data.prepared import Split
@@ -28,6 +25,8 @@ ARCHIVE_SUFFIX = {"full": "", "320px": "-320", "160px": "-160"}
 
 def load_image(path: Path | str, size: int) -> torch.Tensor:
     """RGB uint8 [3, size, size]: shorter side resized to ``size`` (antialiased), then center-cropped."""
+    from torchvision.transforms.v2 import functional as F
+
     with Image.open(path) as img:
         rgb = img.convert("RGB")
     square = F.center_crop(F.resize(rgb, [size]), [size, size])
@@ -37,6 +36,8 @@ def load_image(path: Path | str, size: int) -> torch.Tensor:
 def read_image_folder(directory: Path, classes: list[str], size: int, per_class: int | None = None,
                       seed: int = 0) -> Split:
     """Images of ``classes`` (label = position in the list), all or ``per_class`` each drawn by ``seed``."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
     samples = make_dataset(str(directory), {c: i for i, c in enumerate(classes)}, extensions=IMG_EXTENSIONS)
     if per_class is not None:
         g = torch.Generator().manual_seed(seed)
@@ -56,6 +57,8 @@ def read_image_folder(directory: Path, classes: list[str], size: int, per_class:
 
 def read_split_folders(root: Path, size: int) -> tuple[Split, Split]:
     """``root/train`` and ``root/val``, every class (sorted folder names, as ImageFolder labels them)."""
+    from torchvision.datasets.folder import find_classes
+
     if not (root / "train").is_dir() or not (root / "val").is_dir():
         raise DataError(f"expected {root}/train/<wnid>/*.JPEG and {root}/val/<wnid>/*.JPEG")
     classes, _ = find_classes(str(root / "train"))
@@ -77,6 +80,9 @@ def fastai_from_download(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
     if not cfg.download:
         raise DataError(f"download disabled (dataset.download=false); put the extracted archive at "
                         f"{fastai_dir(cfg)}/{{train,val}}/<wnid>/*.JPEG")
+    from torchvision.datasets import Imagenette
+    from torchvision.datasets.utils import download_and_extract_archive
+
     if cfg.name == "imagenette":
         Imagenette(str(cfg.root), split="train", size=cfg.archive_size, download=True)
     else:
@@ -87,6 +93,8 @@ def fastai_from_download(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
 def imagenet_from_local(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
     """Every class of a local ImageNet; the class count must be ``dataset.num_classes`` (a partial copy would
     otherwise train a smaller problem under ImageNet's name and published rows)."""
+    from torchvision.datasets.folder import find_classes
+
     root = Path(cfg.root)
     if not (root / "train").is_dir() or not (root / "val").is_dir():
         raise DataError(f"no ImageNet under {root}: expected {root}/train/<wnid>/*.JPEG and "
@@ -101,6 +109,8 @@ def imagenet_from_local(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
 def imagenet_subset_from_local(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
     """``dataset.classes`` wnids and ``dataset.images_per_class`` training images each, drawn by
     ``dataset.subset_seed`` from a local ImageNet; the test split is every val image of those classes."""
+    from torchvision.datasets.folder import find_classes
+
     root = Path(cfg.root)
     if not (root / "train").is_dir() or not (root / "val").is_dir():
         raise DataError(f"no ImageNet under {root}: expected {root}/train/<wnid>/*.JPEG and "
