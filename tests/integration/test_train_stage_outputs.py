@@ -28,7 +28,8 @@ def test_summary_carries_the_training_set_size(tmp_path, data_root) -> None:
     assert plt.get_fignums() == [], "the curves figure is closed after the stage"
 
 
-def test_curves_figure_is_closed_when_logging_it_fails(tmp_path, data_root, monkeypatch) -> None:
+def test_curves_figure_is_closed_when_logging_it_fails(tmp_path, data_root, mlflow_uri, monkeypatch) -> None:
+    """A tracked run draws the figure (an untracked one draws none) and closes it even when the upload fails."""
     plt.close("all")
 
     def broken(*_args: object) -> None:
@@ -36,5 +37,5 @@ def test_curves_figure_is_closed_when_logging_it_fails(tmp_path, data_root, monk
 
     monkeypatch.setattr(Tracker, "log_figure", broken)
     with pytest.raises(OSError, match="unreachable"):
-        _run(tmp_path / "run", data_root)
+        _run(tmp_path / "run", data_root, "tracking.enabled=true", f"tracking.uri={mlflow_uri}")
     assert plt.get_fignums() == []
