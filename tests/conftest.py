@@ -13,9 +13,14 @@ import pytest
 import torch
 import yaml
 
+from superconv.core.cpu_mode import PINNED_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "DVC_NO_ANALYTICS": "1",
                    "MLFLOW_DISABLE_AGENT_HINT": "1"})
+# The libraries read these at their first kernel, which in a test worker may come before any stage pins them:
+# every in-process run is then in the pinned CPU mode its config asks for (a native one keeps pinned kernels).
+os.environ.update(PINNED_ENV)
 
 
 DEFAULT_THREADS = torch.get_num_threads()

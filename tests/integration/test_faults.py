@@ -115,3 +115,27 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, data_root, mlflow_uri
     assert run.data.tags.get("superconv.resumed") == "true"
     steps = [m.step for m in client.get_metric_history(run_id, "train_loss")]
     assert sorted(steps) == list(range(len(expected_frame))), "every step logged exactly once"
+
+
+# One change per config group that the old allow-list let through: each is refused on resume, by name.
+CHANGED = ["augment=flip", "trainer.eval_every=7", "trainer.channels_last=false", "trainer.divergence_factor=50",
+           "optimizer.weight_decay=1e-3", "schedule.base_lr=0.02", "model.init=msra", "trainer.cpu_mode=native"]
+
+
+@pytest.mark.parametrize("change", CHANGED)
+def test_resume_under_a_changed_config_is_refused_naming_the_key(tmp_path, data_root, change) -> None:
+    out = tmp_path / "run"
+    proc = _start("train", out, data_root)
+    _wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    script, *extra = STAGES["train"][0]
+    again = subprocess.run([sys.executable, script, *TINY, *extra, f"out={out}", f"data_root={data_root}",
+                            "trainer.checkpoint_every=10", "trainer.log_every=5", change],
+                           cwd=ROOT, capture_output=True, text=True)
+    key, value = change.split("=")
+    key = "augment.name" if key == "augment" else key
+    assert again.returncode == 2, again.stderr
+    assert f"{key}:" in again.stderr and "Traceback" not in again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing touched

@@ -7,7 +7,6 @@ and the MLflow run id. It is written atomically and loaded with ``weights_only=T
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 from collections.abc import Iterator
@@ -16,22 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from superconv.common.errors import ConfigError
 from superconv.common.io import atomic_write
-
-# The parts of a config that must not change between a run and its resumption.
-IDENTITY_KEYS = ("stage", "seed", "dataset", "model", "optimizer", "schedule", "range_test", "trainer.total_batch",
-                 "lr_from")
-
-
-def config_fingerprint(cfg: DictConfig) -> str:
-    """sha256 of the config keys that define a run (not its output dir, progress bar or tracking)."""
-    picked = {key: OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)
-              if OmegaConf.is_config(OmegaConf.select(cfg, key)) else OmegaConf.select(cfg, key)
-              for key in IDENTITY_KEYS}
-    return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()
+from superconv.common.provenance import identity_changes
 
 
 def rng_state() -> dict[str, Any]:
@@ -51,8 +38,9 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda p: torch.save(payload, p))
 
 
-def load_resumable(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The checkpoint of an unfinished run with this config, or None (fresh start).
+def load_resumable(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint of an unfinished run with this identity (``provenance.run_identity``), or None (fresh
+    start); an unfinished run of any other identity is a ConfigError naming each changed key with both values.
 
     A finished run's checkpoint is not resumed: re-running a finished command trains again.
     """
@@ -61,11 +49,11 @@ def load_resumable(path: Path, fingerprint: str) -> dict[str, Any] | None:
     payload = torch.load(path, weights_only=True)
     if payload.get("complete", True):
         return None
-    if payload["fingerprint"] != fingerprint:
-        raise ConfigError(
-            f"{path} holds an unfinished run with a different config: use another out=, or delete "
-            "the checkpoint to start over."
-        )
+    saved = json.loads(payload["identity"]) if "identity" in payload else {}
+    changed = identity_changes(saved, identity) if saved else ["(a checkpoint of an older superconv)"]
+    if changed:
+        raise ConfigError(f"{path} holds an unfinished run of another config ({'; '.join(changed)}): run it "
+                          "with its own config to resume, use another out=, or delete the checkpoint to start over.")
     return payload
 
 

@@ -136,10 +136,10 @@ class LoopResult:
 
 @dataclass(frozen=True)
 class Checkpointing:
-    """Where the loop saves (None: never, for in-memory use) and the config identity a resume must match."""
+    """Where the loop saves (None: never, for in-memory use) and the run identity a resume must match (JSON)."""
 
     path: Path | None = None
-    fingerprint: str = ""
+    identity: str = "{}"
 
 
 IN_MEMORY = Checkpointing()  # no checkpoint file (library use, tests)
@@ -176,7 +176,7 @@ def run_loop(trainable: Trainable, schedule: Schedule, step: Step, evaluate: Eva
         unconfirmed = tracker.flush(wait=complete)
         if is_rank0() and checkpointing.path is not None:
             payload = {**trainable.state_dict(), "rng": rng_state(), "loop": state.to_checkpoint(columns),
-                       "complete": complete, "fingerprint": checkpointing.fingerprint,
+                       "complete": complete, "identity": checkpointing.identity,
                        "tracking_run_id": tracker.run_id, "tracking_unconfirmed": unconfirmed}
             save_checkpoint(checkpointing.path, payload)
         barrier()  # no rank exits (and has torchrun stop the others) while rank 0 is still writing

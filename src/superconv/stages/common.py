@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import platform
 from pathlib import Path
 from typing import Any
@@ -11,13 +13,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from superconv.common.errors import ConfigError
 from superconv.common.io import atomic_write, write_json
-from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, loaded_code
+from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, identity_digest, loaded_code, run_identity
+from superconv.core.checkpoint import load_resumable
+from superconv.core.cpu_mode import cpu_facts, pin_cpu
 from superconv.core.data.augment import Augment
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import Prepared, read_meta
 from superconv.core.distributed import world_size
 from superconv.core.engine import resolve_device, seed_everything
+from superconv.core.loop import Checkpointing
 from superconv.stages import config as C
+
+log = logging.getLogger(__name__)
 
 
 def dataset_dir(cfg: DictConfig) -> Path:
@@ -46,23 +53,38 @@ def device_data(cfg: DictConfig, prepared: Prepared, device: torch.device, augme
 
 
 def preflight(cfg: DictConfig) -> tuple[dict[str, Any], torch.device]:
-    """After validation, before compute: dataset matches, out= writable, MLflow reachable; seed; device."""
+    """After validation, before compute: dataset matches, out= writable, MLflow reachable; the CPU mode (before
+    the first kernel); seed; device."""
     meta = check_dataset(cfg)
     C.check_writable("out", cfg.out)
     C.check_tracking(cfg)
-    seed_everything(cfg.seed, cfg.trainer.threads)
+    pin_cpu(cfg.trainer.cpu_mode, cfg.trainer.threads)
+    seed_everything(cfg.seed)
     return meta, resolve_device(cfg.trainer.device)
 
 
-def run_tags(meta: dict[str, Any], device: torch.device) -> dict[str, str]:
-    """MLflow tags of a run: its dataset, and the devices it ran on (a GPU run is searchable as one)."""
+def run_tags(cfg: DictConfig, meta: dict[str, Any], device: torch.device) -> dict[str, str]:
+    """MLflow tags of a run: its dataset, the devices it ran on (a GPU run is searchable as one) and what decided
+    its CPU numerics (``superconv.cpu.*``)."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
         name = platform.processor() or platform.machine() or device.type
     return {"superconv.dataset": meta["dataset"], "superconv.dataset_source": meta["source"],
             "superconv.dataset_sha256": meta["sha256"]["train.pt"], "superconv.device": name,
-            "superconv.device_type": device.type, "superconv.device_count": str(world_size())}
+            "superconv.device_type": device.type, "superconv.device_count": str(world_size()),
+            **{f"superconv.cpu.{k}": v for k, v in cpu_facts(cfg.trainer.cpu_mode).items()}}
+
+
+def resumable(cfg: DictConfig) -> tuple[Checkpointing, dict[str, Any] | None, str]:
+    """The run's checkpointing, the checkpoint it resumes (None: a fresh start) and its identity digest; an
+    unfinished checkpoint of another identity is refused here, before any data is read or file written."""
+    identity = run_identity(OmegaConf.to_container(cfg, resolve=True))
+    checkpointing = Checkpointing(Path(cfg.out) / "checkpoint.pt", json.dumps(identity, sort_keys=True))
+    resume = load_resumable(checkpointing.path, identity)
+    if resume is not None:
+        log.info("resuming %s from its checkpoint at iteration %d", cfg.out, resume["loop"]["iteration"])
+    return checkpointing, resume, identity_digest(identity)
 
 
 def study_name(cfg: DictConfig, default: str) -> str:
@@ -75,9 +97,9 @@ def write_config(out: Path, cfg: DictConfig) -> None:
     atomic_write(Path(out, CONFIG_FILE), lambda p: p.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
 
 
-def write_provenance(out: Path) -> None:
+def write_provenance(out: Path, cfg: DictConfig) -> None:
     """The code this process ran (every superconv module loaded) and its environment, written when it ends."""
     write_json(Path(out, PROVENANCE_FILE), {
         "code": loaded_code(), "python": platform.python_version(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
-        "processor": platform.processor() or None})
+        "processor": platform.processor() or None, "cpu": cpu_facts(cfg.trainer.cpu_mode)})

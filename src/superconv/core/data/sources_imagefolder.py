@@ -17,10 +17,10 @@ from PIL import Image
 
 from superconv.common.errors import DataError
 from superconv.core.data.prepared import Split
+from superconv.core.data.sources import ARCHIVE_SUFFIX
 
 FASTAI_URL = "https://s3.amazonaws.com/fast-ai-imageclas/{stem}.tgz"
 FASTAI_BASE = {"imagenette": "imagenette2", "imagewoof": "imagewoof2"}
-ARCHIVE_SUFFIX = {"full": "", "320px": "-320", "160px": "-160"}
 
 
 def load_image(path: Path | str, size: int) -> torch.Tensor:

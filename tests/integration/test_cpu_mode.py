@@ -1,0 +1,34 @@
+"""The pinned CPU mode: the same curve bit for bit when the process is limited below this CPU's ISA, and the
+golden curve itself; without the pins, a lower ISA changes the bits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import ROOT, TINY, run_cli
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "tiny_digits_one_cycle_metrics.csv"
+# Limits below an AVX-512 CPU that the pinned mode does not set itself: MKL's instructions and glibc's
+# CPU-specific libm variants; and a user's lower ATen/oneDNN choice, which the pin overrides.
+LOWER_ISA = {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+             "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX512DQ,-AVX512BW,-AVX512VL,-AVX512CD"}
+
+
+def _train(out: Path, data_root: Path, env: dict[str, str], *extra: str) -> bytes:
+    run_cli(["python", "pipelines/train.py", *TINY, "tracking.enabled=false", f"data_root={data_root}",
+             f"out={out}", *extra], cwd=ROOT, env=env)
+    return (out / "metrics.csv").read_bytes()
+
+
+def test_pinned_curves_do_not_depend_on_the_isa(tmp_path, data_root) -> None:
+    native = _train(tmp_path / "a", data_root, {})
+    lowered = _train(tmp_path / "b", data_root, LOWER_ISA)
+    assert native == lowered == GOLDEN.read_bytes()
+    facts = (tmp_path / "b" / "provenance.json").read_text()
+    assert '"aten_capability": "AVX2"' in facts and '"mkldnn": "false"' in facts
+
+
+def test_native_mode_changes_with_the_isa(tmp_path, data_root) -> None:
+    native = _train(tmp_path / "a", data_root, {"ATEN_CPU_CAPABILITY": "avx2"}, "trainer.cpu_mode=native")
+    lowered = _train(tmp_path / "b", data_root, {"ATEN_CPU_CAPABILITY": "default"}, "trainer.cpu_mode=native")
+    assert native != lowered
