@@ -3,8 +3,7 @@
 A run's identity is its whole resolved config less ``NOT_IDENTITY``, the keys that cannot change its numbers.
 Resume, a study's skip rule and MLflow's ``superconv.identity`` tag all use it, so "the same run" means one thing.
 A study skips a run whose identity and code are unchanged, so the record must name exactly the modules the run
-loaded: a change to any of them re-runs it (or is accepted with evidence, ``stages.study``), a change elsewhere
-does not.
+loaded: a change to any of them re-runs it, a change elsewhere does not.
 """
 
 from __future__ import annotations
