@@ -33,7 +33,8 @@ PINNED_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "MKL_DYN
 
 def pin_cpu(mode: str, threads: int | None) -> dict[str, str]:
     """Put this process in ``mode`` (one of MODES, as the schema checked) with ``threads`` intra-op threads
-    (None: torch's default, native only) and return what took effect; a pinned mode that could not take effect is a ConfigError, before any compute."""
+    (None: torch's default, native only) and return what took effect; a pinned mode that could not take effect
+    is a ConfigError, before any compute."""
     pinned = mode == "pinned"
     if pinned:
         if threads is None:
