@@ -1,9 +1,18 @@
-"""published.yaml is consistent data: unique keys, tagged sources, claims that name existing rows."""
+"""published.yaml is typed, consistent data: unique keys, tagged sources, claims that name existing rows; a bad key
+or value is refused by name."""
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from superconv.common.errors import ConfigError
 from superconv.report.claims import CHECKS
 from superconv.report.reference import load_reference
+
+PUBLISHED = Path(str(resources.files("superconv.report").joinpath("published.yaml")))
 
 TAGS = {"REPO", "PAPER-2nd", "PAPER-img", "UNVERIFIED"}
 
@@ -42,3 +51,50 @@ def test_claims_name_existing_rows_and_known_types() -> None:
             if claim["type"] != "better":  # an ablation's alternative has no published row of its own
                 assert ref.rows_of(claim["experiment"], claim["baseline"]), claim["id"]
         assert set(claim.get("factors") or {}) <= set(claim.get("rows", [])), claim["id"]
+
+
+def _mutated(tmp_path, old: str, new: str):
+    text = PUBLISHED.read_text()
+    assert old in text, old
+    path = tmp_path / "published.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(("old", "new", "named"), [
+    # a misspelt margin once read as a zero margin, and the verdict could move without a word
+    ("id: mnist_not_worse, type: not_worse, margin_pp:", "id: mnist_not_worse, type: not_worse, margn_pp:",
+     "claims.1.not_worse.margn_pp: unknown key (did you mean 'margin_pp'?)"),
+    ("type: speedup, experiment: paper_mnist_lenet, policy: one_cycle, baseline: inv, max_ratio: 0.2",
+     "type: speedup, experiment: paper_mnist_lenet, policy: one_cycle, baseline: inv",
+     "claims.0.speedup.max_ratio: missing"),
+    ("max_ratio: 0.2", "max_ratio: fast", "claims.0.speedup.max_ratio: Input should be a valid number"),
+    ("type: gap_grows", "type: gap_grow", "claims.9: Input tag 'gap_grow'"),
+    ("mean: 99.25, std: 0.03", "mena: 99.25, std: 0.03", "unknown key (did you mean 'mean'?)"),
+    ("mean: 99.25, std: 0.03", "mean: 992.5, std: 0.03", "less than or equal to 100"),
+    ('    title: "Paper 2 Table 2: LeNet, MNIST"', '    titel: "Paper 2 Table 2: LeNet, MNIST"',
+     "groups.table2_mnist.titel: unknown key (did you mean 'title'?)"),
+    ("verified: PAPER-2nd\n    n: 4\n    needs: \"the full MNIST",
+     "verified: PAPER-2\n    n: 4\n    needs: \"the full MNIST",
+     "groups.table2_mnist.verified: Input should be 'REPO', 'PAPER-2nd', 'PAPER-img' or 'UNVERIFIED'"),
+    ("source: coxy}}\n  - {group: table2_mnist, run: step", "source: coxx}}\n  - {group: table2_mnist, run: step",
+     "independent.source: 'coxx' is not a key of independent_sources"),
+    ("paper_mnist_lenet/one_cycle_85ep]", "paper_mnist_lenet/one_cycle_58ep]",
+     "claims.2 (mnist_matches): no row 'paper_mnist_lenet/one_cycle_58ep'"),
+])
+def test_a_bad_key_or_value_is_one_error_naming_it(tmp_path, old, new, named) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_reference(_mutated(tmp_path, old, new))
+    assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_better_claim_without_margin_takes_zero_and_a_typed_copy_loads_as_before(tmp_path) -> None:
+    same = load_reference(_mutated(tmp_path, "rows:", "rows:"))
+    assert same == load_reference()
+    better = next(c for c in same.claims if c["id"] == "mnist_cm_beats_constant")
+    assert better["margin_pp"] == 0 and better["type"] == "better"
+    cut = load_reference(_mutated(tmp_path, "type: better, margin_pp: 0, experiment: paper_mnist_lenet, policy: "
+                                  "one_cycle,\n     baseline: momentum_0.9",
+                                  "type: better, experiment: paper_mnist_lenet, policy: one_cycle,\n"
+                                  "     baseline: momentum_0.9"))
+    assert next(c for c in cut.claims if c["id"] == "mnist_cm_beats_constant")["margin_pp"] == 0.0

@@ -171,7 +171,7 @@ def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.Dat
 def better(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
     """Superiority (an ablation's "A beats B"): the CI of (policy - baseline) must lie above +margin_pp (default 0);
     not reproduced when it lies wholly below."""
-    margin = float(claim.get("margin_pp", 0.0))
+    margin = float(claim["margin_pp"])  # Better fills its default (0)
     return _difference_claim(claim, runs, ref, margin, f"superiority by more than {margin:g} pp: reproduced when the "
                              f"CI's lower bound is above {margin:+g} pp, not reproduced when its upper bound is below")
 

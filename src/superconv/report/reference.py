@@ -2,15 +2,134 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from superconv.common.errors import ConfigError
 
 ROW_DEFAULTS = {"train_size": None, "iterations": None, "epochs": None, "mean": None, "std": None, "n": None,
                 "authors_log": None, "note": "", "needs": "", "family": None, "independent": None}
+Tag = Literal["REPO", "PAPER-2nd", "PAPER-img", "UNVERIFIED"]
+Pct = Annotated[float, Field(ge=0, le=100)]
+Positive = Annotated[int, Field(ge=1)]
+
+
+class _Strict(BaseModel):
+    """Every key known: a misspelt one is an error, never a silently absent value (e.g. a zero margin)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Described(_Strict):
+    """What a row and its group share: the group gives them, a row may override them."""
+
+    experiment: str | None = None
+    dataset: str | None = None
+    model: str | None = None
+    source: str | None = None
+    verified: Tag | None = None
+    n: Positive | None = None
+    needs: str | None = None
+
+
+class Group(_Described):
+    title: str
+    source: str
+    verified: Tag
+
+
+class Independent(_Strict):
+    mean: Pct
+    n: Positive
+    source: str  # a key of independent_sources
+
+
+class Row(_Described):
+    group: str
+    run: str
+    policy: str
+    family: str | None = None
+    train_size: Positive | None = None
+    iterations: Positive | None = None
+    epochs: Annotated[float, Field(gt=0)] | None = None
+    mean: Pct | None = None
+    std: Annotated[float, Field(ge=0)] | None = None
+    authors_log: Pct | None = None
+    note: str | None = None
+    independent: Independent | None = None
+
+
+class _Claim(_Strict):
+    id: str
+    text: str
+
+
+class _Pair(_Claim):
+    experiment: str
+    policy: str
+    baseline: str
+
+
+class Speedup(_Pair):
+    """Iterations to the baseline's accuracy over its budget, against max_ratio."""
+
+    type: Literal["speedup"]
+    max_ratio: Annotated[float, Field(gt=0)]
+
+
+class NotWorse(_Pair):
+    """Non-inferiority by margin_pp (required: no margin is a claim of its own, say 0)."""
+
+    type: Literal["not_worse"]
+    margin_pp: Annotated[float, Field(ge=0)]
+
+
+class Better(_Pair):
+    type: Literal["better"]
+    margin_pp: Annotated[float, Field(ge=0)] = 0.0
+
+
+class GapGrows(_Pair):
+    type: Literal["gap_grows"]
+
+
+class MatchesPublished(_Claim):
+    type: Literal["matches_published"]
+    tolerance_pp: Annotated[float, Field(gt=0)]
+    rows: Annotated[list[str], Field(min_length=1)]
+    # row key -> factor -> the runs that change that one factor against the row's run
+    factors: dict[str, dict[str, Annotated[list[str], Field(min_length=1)]]] | None = None
+
+
+class StudySpeedup(_Claim):
+    type: Literal["speedup"]
+    max_ratio: Annotated[float, Field(gt=0)]
+
+
+class StudyNotWorse(_Claim):
+    type: Literal["not_worse"]
+    margin_pp: Annotated[float, Field(ge=0)]
+
+
+Claim = Annotated[Speedup | NotWorse | Better | GapGrows | MatchesPublished, Field(discriminator="type")]
+StudyClaim = Annotated[StudySpeedup | StudyNotWorse, Field(discriminator="type")]
+
+
+class Published(_Strict):
+    """published.yaml."""
+
+    datasets: dict[str, Positive]
+    groups: dict[str, Group]
+    rows: list[Row]
+    claims: list[Claim]
+    study_claims: list[StudyClaim]
+    independent_sources: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -42,25 +161,88 @@ def row_key(experiment: str, run: str, train_size: int | None) -> str:
 
 
 def load_reference(path: Path | None = None) -> Reference:
-    """Read published.yaml (the packaged one by default); rows get their group's fields and a key."""
+    """Read published.yaml (the packaged one by default), checked against ``Published``: a misspelt, missing or
+    extra key, or a word where a number belongs, is one ConfigError naming it. Rows get their group's fields and a
+    key; claims come back as dicts with their defaults filled (a ``better`` claim's margin_pp)."""
+    name = str(path) if path else "published.yaml"
     text = Path(path).read_text() if path else resources.files("superconv.report").joinpath(
         "published.yaml").read_text()
-    data = yaml.safe_load(text)
-    groups = data["groups"]
+    try:
+        data = Published.model_validate(yaml.safe_load(text))
+    except ValidationError as err:
+        raise ConfigError(f"{name}: {_first_error(err)}") from None
     rows = []
-    for raw in data["rows"]:
-        group = {k: v for k, v in groups[raw["group"]].items() if k != "title"}
-        row = {**ROW_DEFAULTS, **group, **raw}
+    for index, raw in enumerate(data.rows):
+        if raw.group not in data.groups:
+            raise ConfigError(f"{name}: rows.{index}.group: unknown group {raw.group!r}; groups: "
+                              f"{', '.join(data.groups)}")
+        group = data.groups[raw.group].model_dump(exclude_none=True, exclude={"title"})
+        row = {**ROW_DEFAULTS, **group, **raw.model_dump(exclude_unset=True)}
+        missing = [k for k in ("experiment", "dataset", "model", "needs") if not row.get(k)]
+        if missing:
+            raise ConfigError(f"{name}: rows.{index} ({row['run']}): {', '.join(missing)} missing, on the row and on "
+                              f"its group {raw.group!r}: set it on either")
         row["key"] = row_key(row["experiment"], row["run"], row["train_size"])
         if row["independent"] is not None:
-            name = row["independent"]["source"]
-            if name not in data["independent_sources"]:
-                raise ValueError(f"published.yaml: row {row['key']} names an unknown independent source {name!r}")
-            row["independent"] = {**row["independent"], "cite": data["independent_sources"][name]}
+            source = row["independent"]["source"]
+            if source not in data.independent_sources:
+                raise ConfigError(f"{name}: rows.{index}.independent.source: {source!r} is not a key of "
+                                  f"independent_sources ({', '.join(data.independent_sources)})")
+            row["independent"] = {**row["independent"], "cite": data.independent_sources[source]}
         rows.append(row)
     keys = [r["key"] for r in rows]
     duplicates = {k for k in keys if keys.count(k) > 1}
     if duplicates:
-        raise ValueError(f"published.yaml: duplicate row keys {sorted(duplicates)}")
-    return Reference(rows, data["claims"], data["study_claims"], data["datasets"], groups,
-                     data["independent_sources"])
+        raise ConfigError(f"{name}: duplicate row keys {sorted(duplicates)}")
+    claims = [c.model_dump(exclude_none=True) for c in data.claims]
+    for index, claim in enumerate(claims):
+        unknown = [k for k in (*claim.get("rows", ()), *(claim.get("factors") or {})) if k not in keys]
+        if unknown:
+            raise ConfigError(f"{name}: claims.{index} ({claim['id']}): no row {unknown[0]!r}; a row key is "
+                              f"<experiment>/<run>[@<train_size>]")
+    ids = [c["id"] for c in claims]
+    if len(set(ids)) < len(ids):
+        raise ConfigError(f"{name}: duplicate claim ids {sorted({i for i in ids if ids.count(i) > 1})}")
+    return Reference(rows, claims, [c.model_dump(exclude_none=True) for c in data.study_claims], data.datasets,
+                     {k: g.model_dump(exclude_none=True) for k, g in data.groups.items()}, data.independent_sources)
+
+
+def _first_error(err: ValidationError) -> str:
+    """One line: where, what, the value given, and for a misspelt key the known key it is closest to."""
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a misspelling: its "missing"
+    loc = [str(part) for part in first["loc"]]
+    where = ".".join(loc)
+    if first["type"] == "extra_forbidden":
+        model = _model_at(first["loc"])
+        close = difflib.get_close_matches(loc[-1], list(model.model_fields) if model else [], n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}: unknown key{hint}; a misspelt key would silently take a default, so it is refused"
+    if first["type"] == "missing":
+        return f"{where}: missing (required for this entry)"
+    given = first.get("input")
+    if isinstance(given, dict):  # a whole entry: name its tag, not every value
+        given = given.get("type", "{...}")
+    return f"{where}: {first['msg']} (got {given!r})"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model whose key ``loc`` names, walking field annotations (list items, dict values, union tags)."""
+    candidates: list[type[BaseModel]] = [Published]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        owner = next((m for m in candidates if part in m.model_fields), None)
+        if owner is not None:
+            candidates = _models(owner.model_fields[part].annotation)
+            continue
+        tagged = [m for m in candidates if "type" in m.model_fields
+                  and get_args(m.model_fields["type"].annotation) == (part,)]
+        candidates = tagged or candidates  # else ``part`` is a dict key (a group's name): same models
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models(arg)]
