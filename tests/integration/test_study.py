@@ -95,6 +95,7 @@ def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
     # Nothing changed: every run is kept. One run's config changed: only its seeds re-run, and say why.
     again = run_study(path, "--dry-run")
     assert "0 of 6 runs to do" in again
+    verify_and_accept(path, results)
     path = study_file(tmp_path, data_root, ["optimizer.weight_decay=1.0e-3"])
     changed = run_study(path, "--dry-run")
     assert "2 of 6 runs to do" in changed
@@ -126,6 +127,62 @@ def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
     for label in ("one_cycle [nesterov=True, total_batch=120]", "one_cycle [nesterov=True, total_batch=128]",
                   "one_cycle [nesterov=False, total_batch=128]"):
         assert f"| {label} |" in labels, (label, out)
+
+
+def study_cli(path: Path, *args: str) -> tuple[int, str]:
+    proc = run_cli([sys.executable, "pipelines/study.py", str(path), *args], cwd=ROOT, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def verify_and_accept(path: Path, results: Path) -> None:
+    """--check, --verify and --accept on the study's committed runs (the runs of the test above)."""
+    assert study_cli(path, "--check") == (0, "tiny_study: 0 committed runs stale\n")
+    before = {p: p.stat().st_mtime_ns for p in (results / "one_cycle-0").iterdir()}
+    rc, out = study_cli(path, "--verify", "one_cycle-0", "range_test-1")
+    assert rc == 0, out
+    assert "one_cycle-0: bit-identical (metrics.csv; committed under cpu_mode pinned, ATen AVX2, 1 thread(s))" in out
+    assert "range_test-1: bit-identical (curve.csv" in out
+    assert {p: p.stat().st_mtime_ns for p in (results / "one_cycle-0").iterdir()} == before  # re-run elsewhere
+
+    # One committed digit changed: --verify names the row, its iteration, the column and both values.
+    metrics = results / "one_cycle-0" / "metrics.csv"
+    good = metrics.read_text()
+    rows = [line.split(",") for line in good.splitlines()]
+    column = rows[0].index("train_loss")
+    here = rows[3][column]
+    rows[3][column] = here[:-1] + ("1" if here[-1] != "1" else "2")
+    metrics.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    rc, out = study_cli(path, "--verify", "one_cycle-0")
+    assert rc == 1
+    assert (f"one_cycle-0: DIFFERS: row 3 (iteration {rows[3][0]}), column train_loss: {rows[3][column]} "
+            f"committed, {here} here") in out
+    assert study_cli(path, "--verify", "one_cycle-7")[0] == 2  # no such seed: refused before any compute
+
+    # A code change every run loaded (its recorded digest no longer matches): --check fails, naming it. --accept
+    # re-runs one seed per named run; while one of them differs it re-stamps nothing.
+    for provenance in results.glob("*/provenance.json"):
+        record = json.loads(provenance.read_text())
+        record["code"]["superconv/common/errors.py"] = "0" * 64
+        provenance.write_text(json.dumps(record))
+    rc, out = study_cli(path, "--check")
+    assert rc == 1 and "stale nesterov-1: code changed: superconv/common/errors.py" in out
+    assert "6 committed runs stale" in out
+    rc, out = study_cli(path, "--accept")
+    assert rc == 1
+    assert "re-running 3 of 6 code-stale runs (one per named run): range_test-0 one_cycle-0 nesterov-0" in out
+    assert "CHANGED one_cycle-0: row 3" in out and "nothing re-stamped" in out
+    assert study_cli(path, "--check")[0] == 1
+
+    # The committed curve restored: every sample is bit-identical, so all six are re-stamped, with the evidence.
+    metrics.write_text(good)
+    rc, out = study_cli(path, "--accept")
+    assert rc == 0, out
+    assert "accepted 2 runs of one_cycle: one_cycle-0 re-ran bit-identical" in out
+    assert study_cli(path, "--check")[0] == 0
+    record = json.loads((results / "nesterov-1" / "provenance.json").read_text())
+    assert record["accepted"][-1]["changed"] == ["superconv/common/errors.py"]
+    assert record["accepted"][-1]["evidence"] == "nesterov-0 re-run bit-identical (metrics.csv)"
+    assert not changed_code(record["code"])
 
 
 def test_code_change_makes_a_result_stale(tmp_path) -> None:

@@ -178,7 +178,7 @@ def load_reference(path: Path | None = None) -> Reference:
                               f"{', '.join(data.groups)}")
         group = data.groups[raw.group].model_dump(exclude_none=True, exclude={"title"})
         row = {**ROW_DEFAULTS, **group, **raw.model_dump(exclude_unset=True)}
-        missing = [k for k in ("experiment", "dataset", "model", "needs") if not row.get(k)]
+        missing = [k for k in ("experiment", "dataset", "model") if not row.get(k)]
         if missing:
             raise ConfigError(f"{name}: rows.{index} ({row['run']}): {', '.join(missing)} missing, on the row and on "
                               f"its group {raw.group!r}: set it on either")

@@ -8,6 +8,9 @@ Up to ``jobs`` runs go at once, each with ``threads`` torch threads (on a 2-core
 train LeNet faster together than one 2-thread process; docs/bench.md). The DVC stage of a study runs this.
 
     python pipelines/study.py studies/paper_mnist_full/study.yaml [--jobs 2] [--dry-run] [--only RUN ...]
+    python pipelines/study.py studies/<name>/study.yaml --verify one_cycle-0 inv-1   # re-run committed runs here
+    python pipelines/study.py studies/<name>/study.yaml --accept   # a code change proven number-neutral
+    python pipelines/study.py studies/<name>/study.yaml --check    # exit 1 if a committed run is stale (CI)
     SUPERCONV_PROFILE=ci python pipelines/study.py studies/<name>/study.yaml   # its `ci` profile (wiring check)
     python pipelines/study_report.py studies/paper_mnist_full/study.yaml   # its report, from what has finished
 """
@@ -15,16 +18,20 @@ train LeNet faster together than one 2-thread process; docs/bench.md). The DVC s
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -33,12 +40,14 @@ from omegaconf import OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from superconv.common.errors import ConfigError
+from superconv.common.io import write_json
 from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, changed_code, identity_changes, run_identity
 from superconv.stages import config as C
 
 log = logging.getLogger("superconv.study")
 
 RESULT_FILE = {"train": "summary.json", "range_test": "suggestion.json"}
+CURVE_FILE = {"train": "metrics.csv", "range_test": "curve.csv"}  # what --verify and --accept compare, byte for byte
 Scalar = str | int | float | bool
 
 
@@ -220,6 +229,141 @@ class Runner:
                 signal.signal(s, handler)
 
 
+def first_difference(committed: Path, here: Path) -> str | None:
+    """None when the two curve files are byte-identical; else where they first differ: the row (and its
+    iteration), the column, and both values."""
+    if committed.read_bytes() == here.read_bytes():
+        return None
+    with open(committed, newline="") as a, open(here, newline="") as b:
+        old, new = list(csv.reader(a)), list(csv.reader(b))
+    if old[:1] != new[:1]:
+        columns = [",".join(rows[0]) if rows else "(empty)" for rows in (old, new)]
+        return f"the columns differ: {columns[0]} committed, {columns[1]} here"
+    header = old[0]
+    for row, (was, now) in enumerate(zip(old[1:], new[1:], strict=False), start=1):
+        for column, a_value, b_value in zip(header, was, now, strict=False):
+            if a_value != b_value:
+                return (f"row {row} ({header[0]} {was[0]}), column {column}: {a_value} committed, {b_value} here")
+    return f"{len(old) - 1} rows committed, {len(new) - 1} here (the common rows are identical)"
+
+
+def _scratch_job(job: Job, scratch: Path) -> Job:
+    """``job`` writing under ``scratch`` and tracked nowhere: the same identity (out and tracking are not part of
+    it), so its curve must be the committed one byte for byte."""
+    out = scratch / job.label
+    kept = [o for o in job.overrides if not o.startswith(("out=", "tracking.enabled="))]
+    return replace(job, out=out, overrides=(*kept, f"out={out}", "tracking.enabled=false"))
+
+
+def rerun_and_compare(todo: list[Job], jobs_at_once: int, scratch: Path) -> dict[str, str | None]:
+    """Re-run each job into ``scratch``: label -> None (bit-identical) or the first difference (or the failure)."""
+    done = Runner(jobs_at_once).run([_scratch_job(job, scratch) for job in todo])
+    found: dict[str, str | None] = {}
+    for job, (rerun, rc, _wall) in zip(todo, done, strict=True):
+        curve = CURVE_FILE[job.stage]
+        if rc != 0:
+            found[job.label] = f"the re-run exited {rc}: see {rerun.out / 'stage.log'}"
+        elif not (rerun.out / curve).is_file():
+            found[job.label] = f"the re-run wrote no {curve}"
+        else:
+            found[job.label] = first_difference(job.out / curve, rerun.out / curve)
+    return found
+
+
+def _cpu(directory: Path) -> str:
+    """The committed run's CPU numerics in brief (all of them are in its provenance.json)."""
+    cpu = json.loads((directory / PROVENANCE_FILE).read_text()).get("cpu")
+    if not cpu:
+        return "a CPU mode not recorded (made before the pinned mode)"
+    return f"cpu_mode {cpu['cpu_mode']}, ATen {cpu['aten_capability']}, {cpu['threads']} thread(s)"
+
+
+def verify(spec: StudySpec, labels: list[str], jobs_at_once: int) -> int:
+    """Re-run committed runs (``RUN-SEED``) into a temporary directory and compare their curves byte for byte: 0
+    when every one is bit-identical, 1 otherwise (the scratch copies are kept then). Only a committed run of the
+    config the study file gives now can be verified; anything else is a ConfigError before any compute."""
+    jobs = {job.label: job for job in expand(spec, spec.threads)}
+    unknown = [label for label in labels if label not in jobs]
+    if unknown:
+        raise ConfigError(f"--verify {' '.join(unknown)}: no such RUN-SEED in {spec.name}; e.g. "
+                          f"{', '.join(list(jobs)[:4])}")
+    todo = [jobs[label] for label in labels]
+    for job in todo:
+        why = staleness(job)
+        if why is not None and not why.startswith("code changed"):
+            raise ConfigError(f"--verify {job.label}: {job.out} holds no result of this config ({why}); verify "
+                              f"runs that are committed for the study file as it is")
+    scratch = Path(tempfile.mkdtemp(prefix="superconv-verify-"))
+    found = rerun_and_compare(todo, jobs_at_once, scratch)
+    for job in todo:
+        diff = found[job.label]
+        print(f"{job.label}: {'bit-identical' if diff is None else 'DIFFERS: ' + diff} "
+              f"({CURVE_FILE[job.stage]}; committed under {_cpu(job.out)})")
+    if any(found.values()):
+        print(f"the re-runs are kept in {scratch}", file=sys.stderr)
+        return 1
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def accept(spec: StudySpec, jobs_at_once: int) -> int:
+    """Accept a code change proven number-neutral, in the spirit of ``dvc commit``: of the committed runs that are
+    stale only because code they loaded changed, re-run the first seed of every named run; when every one is
+    bit-identical to its committed curve, re-stamp the provenance of all of them with the code as it is now (and
+    record the evidence); otherwise name the runs that changed and re-stamp nothing."""
+    stale: dict[str, list[Job]] = {}
+    others = []
+    for job in expand(spec, spec.threads):
+        why = staleness(job)
+        if why is None:
+            continue
+        if why.startswith("code changed"):
+            stale.setdefault(job.name, []).append(job)
+        elif why != "not run":
+            others.append(f"{job.label} ({why})")
+    for line in others:
+        print(f"not accepted, re-run it: {line}")
+    if not stale:
+        print("nothing to accept: no committed run is stale by code alone")
+        return 1 if others else 0
+    sample = [runs[0] for runs in stale.values()]
+    print(f"re-running {len(sample)} of {sum(map(len, stale.values()))} code-stale runs (one per named run): "
+          f"{' '.join(job.label for job in sample)}")
+    scratch = Path(tempfile.mkdtemp(prefix="superconv-accept-"))
+    found = rerun_and_compare(sample, jobs_at_once, scratch)
+    changed = {label: diff for label, diff in found.items() if diff is not None}
+    if changed:
+        for label, diff in changed.items():
+            print(f"CHANGED {label}: {diff}")
+        print(f"nothing re-stamped: re-run the changed runs' named runs (the re-runs are in {scratch})")
+        return 1
+    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    for job in sample:
+        code = json.loads((scratch / job.label / PROVENANCE_FILE).read_text())["code"]
+        for run in stale[job.name]:
+            record = json.loads((run.out / PROVENANCE_FILE).read_text())
+            record.setdefault("accepted", []).append({
+                "when": when, "evidence": f"{job.label} re-run bit-identical ({CURVE_FILE[job.stage]})",
+                "changed": changed_code(record["code"])})
+            record["code"] = code
+            write_json(run.out / PROVENANCE_FILE, record)
+        print(f"accepted {len(stale[job.name])} runs of {job.name}: {job.label} re-ran bit-identical")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 1 if others else 0
+
+
+def check(spec: StudySpec) -> int:
+    """CI's rule: 0 when every committed run (one whose result file exists) is current at HEAD, 1 otherwise with
+    each stale run and why. Runs never made are no error: a study is built up over sessions."""
+    stale = [(job, why) for job in expand(spec, spec.threads)
+             if (why := staleness(job)) is not None and why != "not run"]
+    for job, why in stale:
+        print(f"stale {job.label}: {why}")
+    print(f"{spec.name}: {len(stale)} committed runs stale" + (
+        " (re-run them, or --accept a number-neutral code change)" if stale else ""))
+    return 1 if stale else 0
+
+
 def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[str] | None, dry_run: bool,
               profile: str | None = None) -> int:
     """Run every job of ``spec`` (as ``profile`` varies it) that is not up to date; print what is kept and what
@@ -258,10 +402,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list each job and whether it would run")
     parser.add_argument("--profile", default=os.environ.get(PROFILE_ENV),
                         help=f"run the study file's profiles.<name> (default: ${PROFILE_ENV}), e.g. ci")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--verify", nargs="+", metavar="RUN-SEED",
+                        help="re-run these committed runs into a temporary directory: bit-identical, or the first "
+                             "row and column that differ")
+    action.add_argument("--accept", action="store_true",
+                        help="re-run one seed per named run that only code made stale; if all are bit-identical, "
+                             "re-stamp every such run's provenance")
+    action.add_argument("--check", action="store_true", help="exit 1 if any committed run is stale (CI)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        return run_study(load_study(args.study), args.study, args.jobs, args.only, args.dry_run, args.profile)
+        spec = load_study(args.study)
+        if not (args.verify or args.accept or args.check):
+            return run_study(spec, args.study, args.jobs, args.only, args.dry_run, args.profile)
+        spec = apply_profile(spec, args.study, args.profile)
+        if args.verify:
+            return verify(spec, args.verify, args.jobs or spec.jobs)
+        return accept(spec, args.jobs or spec.jobs) if args.accept else check(spec)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
