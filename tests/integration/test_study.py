@@ -16,6 +16,7 @@ from superconv.common.provenance import changed_code, loaded_code
 from superconv.common.tracking import flatten
 from superconv.report.build import build_study_report
 from superconv.report.reference import load_reference
+from superconv.stages.study import load_study, plans
 from tests.conftest import ROOT, run_cli
 
 TINY = ["experiment=tiny_digits_lenet"]
@@ -96,6 +97,7 @@ def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
     again = run_study(path, "--dry-run")
     assert "0 of 6 runs to do" in again
     verify_and_accept(path, results)
+    sequential_seeds(path, results, tiny_reference(tmp_path))
     path = study_file(tmp_path, data_root, ["optimizer.weight_decay=1.0e-3"])
     changed = run_study(path, "--dry-run")
     assert "2 of 6 runs to do" in changed
@@ -183,6 +185,56 @@ def verify_and_accept(path: Path, results: Path) -> None:
     assert record["accepted"][-1]["changed"] == ["superconv/common/errors.py"]
     assert record["accepted"][-1]["evidence"] == "nesterov-0 re-run bit-identical (metrics.csv)"
     assert not changed_code(record["code"])
+
+    # A run made before the pinned CPU mode (no trainer.cpu_mode, no CPU record) is stale; a study being re-run
+    # under the pin may list such runs as legacy (allow_legacy) without failing --check, and no other stale run.
+    run = results / "one_cycle-1"
+    saved = {name: (run / name).read_text() for name in ("config.yaml", "provenance.json")}
+    config = yaml.safe_load(saved["config.yaml"])
+    del config["trainer"]["cpu_mode"]
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / "provenance.json").write_text(json.dumps({k: v for k, v in json.loads(saved["provenance.json"]).items()
+                                                     if k != "cpu"}))
+    rc, out = study_cli(path, "--check")
+    assert rc == 1 and "stale one_cycle-1: config changed: trainer.cpu_mode: '<absent>' -> 'pinned'" in out
+    spec = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**spec, "allow_legacy": True}, sort_keys=False))
+    rc, out = study_cli(path, "--check")
+    assert rc == 0
+    assert "tiny_study: 1 legacy runs (made before the pinned CPU mode) wait to be re-run: one_cycle-1" in out
+    for name, text in saved.items():
+        (run / name).write_text(text)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def sequential_seeds(path: Path, results: Path, reference: Path) -> None:
+    """A sequential claim (tiny_better: one_cycle beats nesterov, margin 0) with a cap of 4 seeds, one more per
+    look: the runner adds seeds to both runs while the claim is undecided, and the report says which looks it took
+    and why it stopped. A second call takes no look and runs nothing."""
+    spec = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**spec, "published": str(reference),
+                                    "sequential": {"tiny_better": {"max_seeds": 4, "batch": 1}}}, sort_keys=False))
+    rc, out = study_cli(path)
+    assert rc == 0, out
+    ref = load_reference(reference)
+    built = build_study_report(results, path.parent / "seq-report", "one_cycle", "nesterov", [], ref,
+                               plans(load_study(path)))
+    line = next(v for v in built["verdicts"] if "plain momentum beats Nesterov" in v)
+    assert "Sequential: Bonferroni over the looks at n = 2, 3, 4 (each CI at 98.33%" in line, line
+    looks = [int(n) for n in line.split("looks taken: ")[1].split(";")[0].replace("n=", "").split(", ")]
+    assert looks == list(range(2, looks[-1] + 1)), line
+    seeds = {run: sorted(int(p.name.rsplit("-", 1)[1]) for p in results.glob(f"{run}-*")) for run in
+             ("one_cycle", "nesterov")}
+    assert seeds["one_cycle"] == seeds["nesterov"] == list(range(looks[-1])), (seeds, line)
+    if looks[-1] < 4:
+        assert f"stopped: decided at n={looks[-1]}" in line, line
+    else:
+        assert "stopped: decided at n=4" in line or "stopped: cap of 4 seeds reached" in line, line
+    if looks[-1] > 2:
+        assert "sequential: the next looks need nesterov at 3 seeds, one_cycle at 3 seeds" in out, out
+    again = study_cli(path)[1]
+    assert "sequential: the next looks" not in again and f"0 of {2 + 2 * looks[-1]} runs to do" in again, again
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
 def test_code_change_makes_a_result_stale(tmp_path) -> None:

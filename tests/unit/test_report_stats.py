@@ -23,12 +23,12 @@ def test_summary_mean_std_and_t_interval() -> None:
     s = summarize([99.0, 99.2, 99.4])
     assert s.n == 3 and s.mean == pytest.approx(99.2) and s.std == pytest.approx(0.2)
     half = 4.302652729911275 * 0.2 / math.sqrt(3)  # t(0.975, 2)
-    assert s.ci95 == (pytest.approx(99.2 - half), pytest.approx(99.2 + half))
+    assert s.ci == (pytest.approx(99.2 - half), pytest.approx(99.2 + half))
 
 
 def test_single_value_has_no_interval() -> None:
     s = summarize([98.0])
-    assert s.std == 0.0 and math.isnan(s.ci95[0])
+    assert s.std == 0.0 and math.isnan(s.ci[0])
 
 
 def test_welch_difference_matches_scipy() -> None:
@@ -51,7 +51,7 @@ def test_difference_is_welch_with_satterthwaite_df() -> None:
     df = (2 * 0.01 / 3) ** 2 / (2 * (0.01 / 3) ** 2 / 2)  # = 4
     assert d.df == pytest.approx(df) and df == pytest.approx(4.0)
     half = 2.7764451051977987 * se  # t(0.975, 4)
-    assert d.diff == pytest.approx(0.2) and d.ci95 == (pytest.approx(0.2 - half), pytest.approx(0.2 + half))
+    assert d.diff == pytest.approx(0.2) and d.ci == (pytest.approx(0.2 - half), pytest.approx(0.2 + half))
     assert d.p == pytest.approx(2 * stats.t.sf(0.2 / se, 4))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from superconv.report.range_spread import load_range_tests, spread, spread_figur
 from superconv.report.reference import Reference, load_reference
 from superconv.report.render import to_html
 from superconv.report.results import RunSet, load_study_runs, load_train_runs
+from superconv.report.sequential import Plan
 from superconv.report.stats import difference
 from superconv.report.tables import (
     accuracy_table,
@@ -156,10 +158,10 @@ def ablation_rows(ref: Reference, runs: RunSet, table: pd.DataFrame, policy: str
         if len(mine) < 2 or len(theirs) < 2:
             continue
         d = difference(mine.mean(), mine.std(), len(mine), theirs.mean(), theirs.std(), len(theirs))
-        finding = (f"{policy} better" if d.ci95[0] > 0 else f"{policy} worse" if d.ci95[1] < 0
+        finding = (f"{policy} better" if d.ci[0] > 0 else f"{policy} worse" if d.ci[1] < 0
                    else "no clear difference")
-        rows.append({"run": run, "label": f"{policy} − {run}", "effect": d.diff, "effect_ci_low": d.ci95[0],
-                     "effect_ci_high": d.ci95[1], "finding": finding})
+        rows.append({"run": run, "label": f"{policy} − {run}", "effect": d.diff, "effect_ci_low": d.ci[0],
+                     "effect_ci_high": d.ci[1], "finding": finding})
     return pd.DataFrame(rows, columns=["run", "label", "effect", "effect_ci_low", "effect_ci_high", "finding"])
 
 
@@ -354,13 +356,14 @@ def range_test_dirs(directory: Path) -> list[Path]:
 
 def write_report(runs: RunSet, out: Path, policy: str, baseline: str,
                  range_tests: dict[str, list[Path]] | None = None, source: str = "the study's results",
-                 ref: Reference | None = None) -> dict[str, Any]:
+                 ref: Reference | None = None, plans: Mapping[str, Plan] | None = None) -> dict[str, Any]:
     """Write report.md/.html, figures/*.png, tables/*.csv, metrics.json and verdicts.json under ``out``; return
-    metrics and verdicts. ``range_tests``: label -> the directories of one range test's seeds."""
+    metrics and verdicts. ``range_tests``: label -> the directories of one range test's seeds; ``plans``: claim id
+    -> the study's sequential plan for it."""
     out, ref = Path(out), ref or load_reference()
     table = accuracy_table(runs, ref)
     speed = speed_table(runs, policy, baseline)
-    found = judge_claims(ref, runs, table, policy, baseline)
+    found = judge_claims(ref, runs, table, policy, baseline, plans)
     tests = combined_range_tests(range_tests or {})
     factors, ablations = factor_rows(ref, table), ablation_rows(ref, runs, table, policy)
     images = draw_figures(out, runs, table, ref, speed, tests, factors, ablations)
@@ -393,11 +396,11 @@ def build_report(results: Path, out: Path, policy: str, baseline: str, range_tes
 
 
 def build_study_report(results: Path, out: Path, policy: str, baseline: str, range_tests: list[str],
-                       ref: Reference | None = None) -> dict[str, Any]:
+                       ref: Reference | None = None, plans: Mapping[str, Plan] | None = None) -> dict[str, Any]:
     """A study's report (stages.study): its training runs under ``results``/<run>-<seed>/, each named by its
     directory, and the range-test runs named in ``range_tests`` (one section each, over their seeds)."""
     groups = {name: sorted(Path(results).glob(f"{name}-*")) for name in range_tests}
-    return write_report(load_study_runs(Path(results)), out, policy, baseline, groups, f"`{results}`", ref)
+    return write_report(load_study_runs(Path(results)), out, policy, baseline, groups, f"`{results}`", ref, plans)
 
 
 def _markdown_table(rows: list[dict[str, str]]) -> list[str]:

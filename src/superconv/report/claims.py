@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -12,18 +12,21 @@ from scipy import stats
 
 from superconv.report.reference import Reference
 from superconv.report.results import RunSet
+from superconv.report.sequential import Plan, Sequence, first_seeds, seeds_of, walk
 from superconv.report.stats import (
+    LEVEL,
     decide_at_least,
     decide_at_most,
     decide_within,
     difference,
+    pct,
     seeds_note,
     seeds_to_decide,
     summarize,
 )
-from superconv.report.tables import effective_train_size, speed_table
+from superconv.report.tables import accuracy_table, effective_train_size, speed_table
 
-ALPHA = 0.05  # the slope test of gap_grows; the other rules decide by their 95% CIs
+ALPHA = 1 - LEVEL  # the slope test of gap_grows; the other rules decide by their CIs (95% for a fixed n)
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not run")
 
 
@@ -35,10 +38,12 @@ class Verdict:
     statistic: str  # the number the verdict rests on
     evidence: str  # how it was computed, in words
     published: str = ""  # the paper's own number for the same comparison
+    sequential: str = ""  # a sequential claim's rule, looks taken and why it stopped (report.sequential)
 
     def line(self) -> str:
         paper = f" Paper: {self.published}." if self.published else ""
-        return f"**{self.verdict.upper()}**: {self.claim}. {self.statistic}; {self.evidence}.{paper}"
+        looks = f" {self.sequential[0].upper()}{self.sequential[1:]}." if self.sequential else ""
+        return f"**{self.verdict.upper()}**: {self.claim}. {self.statistic}; {self.evidence}.{paper}{looks}"
 
     def record(self) -> dict[str, str]:
         return asdict(self)
@@ -98,7 +103,8 @@ def _policy_and_baseline(claim: dict[str, Any], runs: RunSet,
     return pol, base, _published_pair(ref, claim)
 
 
-def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame,
+            level: float = LEVEL) -> list[Verdict]:
     """Iterations to the baseline's mean final accuracy, over the baseline's budget, against max_ratio."""
     found = _policy_and_baseline(claim, runs, ref)
     if isinstance(found, Verdict):
@@ -118,9 +124,9 @@ def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataF
                         f"target = {claim['baseline']}'s mean final accuracy; {diverged} of the misses diverged",
                         published)]
     ratios = (mine["iterations_to_target"].astype(float) / budget).tolist()
-    s, limit = summarize(ratios), float(claim["max_ratio"])
-    verdict = decide_at_most(s.ci95, limit)
-    ci = f", 95% CI [{s.ci95[0]:.3f}, {s.ci95[1]:.3f}]" if s.n > 1 else ""
+    s, limit = summarize(ratios, level), float(claim["max_ratio"])
+    verdict = decide_at_most(s.ci, limit)
+    ci = f", {pct(level)} CI [{s.ci[0]:.3f}, {s.ci[1]:.3f}]" if s.n > 1 else ""
     rule = f"reproduced when the CI's upper bound is below {limit:g}"
     if s.n < 2:
         rule += "; one seed gives no CI: needs at least 2"
@@ -134,7 +140,8 @@ def speedup(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataF
                     f"{1 / s.mean:.1f}x fewer; {rule}", published)]
 
 
-def _difference_claim(claim: dict[str, Any], runs: RunSet, ref: Reference, bound: float, rule: str) -> list[Verdict]:
+def _difference_claim(claim: dict[str, Any], runs: RunSet, ref: Reference, bound: float, rule: str,
+                      level: float) -> list[Verdict]:
     """Policy's mean final accuracy minus the baseline's, Welch CI and test, decided against ``bound`` (pp)."""
     found = _policy_and_baseline(claim, runs, ref)
     if isinstance(found, Verdict):
@@ -146,37 +153,42 @@ def _difference_claim(claim: dict[str, Any], runs: RunSet, ref: Reference, bound
         verdict = "not reproduced" if not a else "inconclusive"
         return [Verdict(claim["id"], claim["text"], verdict, f"every seed of {side} diverged", "no final accuracy",
                         published)]
-    sa, sb = summarize(a), summarize(b)
-    d = difference(sa.mean, sa.std, sa.n, sb.mean, sb.std, sb.n)
+    sa, sb = summarize(a, level), summarize(b, level)
+    d = difference(sa.mean, sa.std, sa.n, sb.mean, sb.std, sb.n, level)
     notes = _diverged_note(pol) + _diverged_note(base)
     means = f"{sa.mean:.2f} ± {sa.std:.2f} (n={sa.n}) vs {sb.mean:.2f} ± {sb.std:.2f} (n={sb.n}){notes}"
     if math.isnan(d.p) or sa.n < 2 or sb.n < 2:
         return [Verdict(claim["id"], claim["text"], "inconclusive", f"difference {d.diff:+.3f} pp",
                         f"{means}; {rule}; a CI needs at least 2 seeds of each run", published)]
-    verdict = decide_at_least(d.ci95, bound)
+    verdict = decide_at_least(d.ci, bound)
     if verdict == "inconclusive":
         rule += "; " + seeds_note(seeds_to_decide(abs(d.diff - bound), sa.std**2 + sb.std**2), min(sa.n, sb.n))
     return [Verdict(claim["id"], claim["text"], verdict,
-                    f"difference {d.diff:+.3f} pp, 95% CI [{d.ci95[0]:+.3f}, {d.ci95[1]:+.3f}], Welch p = {d.p:.3g}",
+                    f"difference {d.diff:+.3f} pp, {pct(level)} CI [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}], "
+                    f"Welch p = {d.p:.3g}",
                     f"{means}; {rule}", published)]
 
 
-def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+def not_worse(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame,
+              level: float = LEVEL) -> list[Verdict]:
     """Non-inferiority: the CI of (policy - baseline) must lie above -margin_pp."""
     margin = float(claim["margin_pp"])
     return _difference_claim(claim, runs, ref, -margin, f"non-inferiority margin {margin:g} pp: reproduced when "
-                             f"the CI's lower bound is above {-margin:+g} pp")
+                             f"the CI's lower bound is above {-margin:+g} pp", level)
 
 
-def better(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+def better(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame,
+           level: float = LEVEL) -> list[Verdict]:
     """Superiority (an ablation's "A beats B"): the CI of (policy - baseline) must lie above +margin_pp (default 0);
     not reproduced when it lies wholly below."""
     margin = float(claim["margin_pp"])  # Better fills its default (0)
     return _difference_claim(claim, runs, ref, margin, f"superiority by more than {margin:g} pp: reproduced when the "
-                             f"CI's lower bound is above {margin:+g} pp, not reproduced when its upper bound is below")
+                             f"CI's lower bound is above {margin:+g} pp, not reproduced when its upper bound is below",
+                             level)
 
 
-def matches_published(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+def matches_published(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame,
+                      level: float = LEVEL) -> list[Verdict]:
     """Each row: no significant difference from the published value and a CI inside ±tolerance_pp."""
     out, tol = [], claim["tolerance_pp"]
     for key in claim["rows"]:
@@ -188,7 +200,8 @@ def matches_published(claim: dict[str, Any], runs: RunSet, ref: Reference, table
                                _row_value(row)))
             continue
         for r in ours.to_dict("records"):
-            verdict = _match_verdict(claim["id"], text if len(ours) == 1 else f"{text} [{r['run']}]", r, row, tol)
+            verdict = _match_verdict(claim["id"], text if len(ours) == 1 else f"{text} [{r['run']}]", r, row, tol,
+                                     level)
             factors = gap_factors(claim, key, table)
             if verdict.verdict != "reproduced" and factors:  # none run yet: the line names what would test it
                 verdict = replace(verdict, evidence=f"{verdict.evidence}; {gap_sentence(r, row, factors)}")
@@ -233,8 +246,8 @@ def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[di
             effect = difference(f["ours_mean"], f["ours_std"], int(f["n"]), b["ours_mean"], b["ours_std"], int(b["n"]))
             versus = difference(f["ours_mean"], f["ours_std"], int(f["n"]), published["published_mean"],
                                 published["published_std"], published["published_n"])
-            matches = decide_within(versus.ci95, float(claim["tolerance_pp"])) == "reproduced"
-            better = decide_at_least(effect.ci95, 0.0)
+            matches = decide_within(versus.ci, float(claim["tolerance_pp"])) == "reproduced"
+            better = decide_at_least(effect.ci, 0.0)
             if better == "reproduced":
                 finding = "accounts for the gap" if matches else "closes part of the gap"
             elif better == "not reproduced":
@@ -243,9 +256,9 @@ def gap_factors(claim: dict[str, Any], key: str, table: pd.DataFrame) -> list[di
                 finding = "matches the paper, effect not resolved" if matches else "explains nothing"
             rows.append({**entry, "n": int(f["n"]), "diverged": int(f["diverged"]), "mean": f["ours_mean"],
                          "std": f["ours_std"],
-                         "effect": effect.diff, "effect_ci_low": effect.ci95[0], "effect_ci_high": effect.ci95[1],
-                         "vs_published": versus.diff, "vs_published_ci_low": versus.ci95[0],
-                         "vs_published_ci_high": versus.ci95[1], "finding": finding})
+                         "effect": effect.diff, "effect_ci_low": effect.ci[0], "effect_ci_high": effect.ci[1],
+                         "vs_published": versus.diff, "vs_published_ci_low": versus.ci[0],
+                         "vs_published_ci_high": versus.ci[1], "finding": finding})
     return rows
 
 
@@ -280,7 +293,8 @@ def _row_value(row: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _match_verdict(claim_id: str, text: str, r: dict[str, Any], row: dict[str, Any], tol: float) -> Verdict:
+def _match_verdict(claim_id: str, text: str, r: dict[str, Any], row: dict[str, Any], tol: float,
+                   level: float) -> Verdict:
     published = _row_value(row)
     if r["status"] == "diverged":
         return Verdict(claim_id, text, "not reproduced", f"all {r['diverged']} seeds diverged", "no final accuracy",
@@ -294,7 +308,7 @@ def _match_verdict(claim_id: str, text: str, r: dict[str, Any], row: dict[str, A
         return Verdict(claim_id, text, "inconclusive", diff, f"{ours}; one seed against one number: no test",
                        published)
     lo, hi = r["difference_ci_low"], r["difference_ci_high"]
-    stat = f"{diff}, 95% CI [{lo:+.2f}, {hi:+.2f}], p = {r['difference_p']:.3g}"
+    stat = f"{diff}, {pct(level)} CI [{lo:+.2f}, {hi:+.2f}], p = {r['difference_p']:.3g}"
     verdict = decide_within((lo, hi), tol)
     why = {"reproduced": f"the CI lies within ±{tol:g} pp",
            "not reproduced": f"the CI lies wholly outside ±{tol:g} pp",
@@ -307,7 +321,8 @@ def _match_verdict(claim_id: str, text: str, r: dict[str, Any], row: dict[str, A
     return Verdict(claim_id, text, verdict, stat, f"{ours}; equivalence margin ±{tol:g} pp: {why}", published)
 
 
-def gap_grows(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame) -> list[Verdict]:
+def gap_grows(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.DataFrame,
+              level: float = LEVEL) -> list[Verdict]:
     """Regress (policy - baseline) on training-set size: the claim needs a negative slope."""
     s = runs.summaries
     s = s[(s["experiment"] == claim["experiment"]) & s["base_run"].isin([claim["policy"], claim["baseline"]])
@@ -326,7 +341,7 @@ def gap_grows(claim: dict[str, Any], runs: RunSet, ref: Reference, table: pd.Dat
                         f"needs both runs at 3 or more training-set sizes, have {len(gaps)}", published)]
     fit = stats.linregress(gaps.index.astype(float), gaps.to_numpy())
     slope = fit.slope * 10_000
-    if fit.slope < 0 and fit.pvalue < ALPHA:
+    if fit.slope < 0 and fit.pvalue < 1 - level:
         verdict = "reproduced"
     elif fit.slope >= 0:
         verdict = "not reproduced"
@@ -348,10 +363,38 @@ def _published_gaps(ref: Reference, claim: dict[str, Any]) -> str:
     return "gaps " + ", ".join(f"{n}: {g:+.1f}" for n, g in gaps.items()) if gaps else ""
 
 
-CHECKS: dict[str, Callable[[dict[str, Any], RunSet, Reference, pd.DataFrame], list[Verdict]]] = {
+CHECKS: dict[str, Callable[..., list[Verdict]]] = {
     "speedup": speedup, "not_worse": not_worse, "better": better, "matches_published": matches_published,
     "gap_grows": gap_grows,
 }
+SEQUENTIAL_TYPES = ("not_worse", "better", "matches_published")  # the claims decided by a CI over seeds of runs
+
+
+def claim_parts(claim: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
+    """A claim as the sequences it is decided by: (the claim, or one row of it, and the study runs behind it)."""
+    if claim["type"] == "matches_published":
+        return [({**claim, "rows": [key]}, [key.split("/", 1)[1].split("@")[0]]) for key in claim["rows"]]
+    return [(claim, [claim["policy"], claim["baseline"]])]
+
+
+def sequences(claim: dict[str, Any], runs: RunSet, ref: Reference, plan: Plan) -> list[tuple[Sequence, list[Verdict]]]:
+    """Each part of ``claim`` walked through ``plan``'s looks: the sequence and the verdicts of its last look (the
+    fixed-n verdicts while no look has its seeds yet)."""
+    found = []
+    for part, names in claim_parts(claim):
+        last: list[Verdict] = []
+
+        def judge(n: int, level: float, part: dict[str, Any] = part, names: list[str] = names,
+                  last: list[Verdict] = last) -> list[str]:
+            sub = first_seeds(runs, names, n)
+            last[:] = CHECKS[part["type"]](part, sub, ref, accuracy_table(sub, ref, level), level)
+            return [v.verdict for v in last]
+
+        seq = walk(plan, seeds_of(runs, names), judge)
+        if not seq.looks:
+            last = CHECKS[part["type"]](part, runs, ref, accuracy_table(runs, ref))
+        found.append((seq, last))
+    return found
 
 
 def study_claims(ref: Reference, runs: RunSet, policy: str, baseline: str) -> list[dict[str, Any]]:
@@ -365,10 +408,17 @@ def study_claims(ref: Reference, runs: RunSet, policy: str, baseline: str) -> li
              "baseline": baseline} for c in ref.study_claims if c["type"] not in covered]
 
 
-def judge_claims(ref: Reference, runs: RunSet, table: pd.DataFrame, policy: str, baseline: str) -> list[Verdict]:
-    """Verdicts for every paper claim (not run ones included) and for the study's own pair."""
+def judge_claims(ref: Reference, runs: RunSet, table: pd.DataFrame, policy: str, baseline: str,
+                 plans: Mapping[str, Plan] | None = None) -> list[Verdict]:
+    """Verdicts for every paper claim (not run ones included) and for the study's own pair; a claim the study gives
+    a sequential plan (claim id -> Plan) is decided by its looks."""
     found = []
     for claim in [*study_claims(ref, runs, policy, baseline), *ref.claims]:
-        found.extend(CHECKS[claim["type"]](claim, runs, ref, table))
+        plan = (plans or {}).get(claim["id"])
+        if plan is None:
+            found.extend(CHECKS[claim["type"]](claim, runs, ref, table))
+            continue
+        for seq, verdicts in sequences(claim, runs, ref, plan):
+            found.extend(replace(v, sequential=seq.describe()) for v in verdicts)
     return found
 

@@ -160,7 +160,7 @@ def row_key(experiment: str, run: str, train_size: int | None) -> str:
     return f"{experiment}/{run}" + (f"@{train_size}" if train_size else "")
 
 
-def load_reference(path: Path | None = None) -> Reference:
+def load_reference(path: Path | str | None = None) -> Reference:
     """Read published.yaml (the packaged one by default), checked against ``Published``: a misspelt, missing or
     extra key, or a word where a number belongs, is one ConfigError naming it. Rows get their group's fields and a
     key; claims come back as dicts with their defaults filled (a ``better`` claim's margin_pp)."""

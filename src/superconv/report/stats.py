@@ -1,4 +1,5 @@
-"""The statistics behind every table cell and verdict: mean, std, 95% CI, Welch's t-test, speed-up."""
+"""The statistics behind every table cell and verdict: mean, std, a t-based CI (95% unless a sequential plan asks
+for more), Welch's t-test, speed-up."""
 
 from __future__ import annotations
 
@@ -8,58 +9,72 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+LEVEL = 0.95  # every CI's confidence unless a sequential plan (report.sequential) spends its error over looks
+
 
 @dataclass(frozen=True)
 class Summary:
     n: int
     mean: float
     std: float  # sample std (ddof=1); 0 when n == 1
-    ci95: tuple[float, float]
+    ci: tuple[float, float]  # at ``level``
+    level: float = LEVEL
 
 
-def summarize(values: list[float] | np.ndarray) -> Summary:
-    """Mean, sample std and a t-based 95% confidence interval of the mean."""
+def pct(level: float) -> str:
+    """A CI's confidence as the verdicts print it: 95%, 99%, 98.75%."""
+    return f"{level * 100:.4g}%"
+
+
+def _t(level: float, df: float) -> float:
+    return float(stats.t.ppf(1 - (1 - level) / 2, df))
+
+
+def summarize(values: list[float] | np.ndarray, level: float = LEVEL) -> Summary:
+    """Mean, sample std and a t-based confidence interval of the mean."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     mean = float(x.mean())
     std = float(x.std(ddof=1)) if n > 1 else 0.0
     if n > 1:
-        half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+        half = _t(level, n - 1) * std / math.sqrt(n)
         ci = (mean - half, mean + half)
     else:
         ci = (math.nan, math.nan)
-    return Summary(n, mean, std, ci)
+    return Summary(n, mean, std, ci, level)
 
 
 @dataclass(frozen=True)
 class Difference:
-    """mean_a - mean_b with its Welch 95% CI and two-sided p; nan CI/p when the data cannot carry a test."""
+    """mean_a - mean_b with its Welch CI (at ``level``) and two-sided p; nan CI/p when the data cannot carry a
+    test."""
 
     diff: float
-    ci95: tuple[float, float]
+    ci: tuple[float, float]
     p: float
     df: float
+    level: float = LEVEL
 
 
 def difference(m1: float, s1: float, n1: int, m2: float, s2: float | None = None,
-               n2: int | None = None) -> Difference:
+               n2: int | None = None, level: float = LEVEL) -> Difference:
     """Welch's test of two means from their stats; side 2 without std/n is a fixed number (one-sample t).
 
     Side 1 is ours and needs n >= 2; side 2 may be a published mean ± std over its n runs.
     """
     diff = m1 - m2
     if n1 < 2:  # one run of ours carries no estimate of its own spread
-        return Difference(diff, (math.nan, math.nan), math.nan, math.nan)
+        return Difference(diff, (math.nan, math.nan), math.nan, math.nan, level)
     fixed = s2 is None or n2 is None or n2 < 2
     v1, v2 = s1**2 / n1, 0.0 if fixed else s2**2 / n2
     se = math.sqrt(v1 + v2)
     if se == 0.0:
-        return Difference(diff, (diff, diff), 1.0 if diff == 0 else 0.0, math.inf)
+        return Difference(diff, (diff, diff), 1.0 if diff == 0 else 0.0, math.inf, level)
     terms = v1**2 / (n1 - 1) + (0.0 if fixed else v2**2 / (n2 - 1))
     df = (v1 + v2) ** 2 / terms
-    half = float(stats.t.ppf(0.975, df)) * se
+    half = _t(level, df) * se
     p = float(2 * stats.t.sf(abs(diff) / se, df))
-    return Difference(diff, (diff - half, diff + half), p, df)
+    return Difference(diff, (diff - half, diff + half), p, df, level)
 
 
 # --- decisions by confidence interval ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pandas as pd
 from superconv.common.metrics import iterations_to_target
 from superconv.report.reference import Reference
 from superconv.report.results import RunSet
-from superconv.report.stats import difference, summarize
+from superconv.report.stats import LEVEL, difference, summarize
 
 
 def matched_row(ref: Reference, summary: dict[str, Any]) -> dict[str, Any] | None:
@@ -36,17 +36,17 @@ def _published_fields(row: dict[str, Any]) -> dict[str, Any]:
             "needs": row["needs"], "note": row["note"]}
 
 
-def _ours(group: pd.DataFrame) -> dict[str, Any]:
+def _ours(group: pd.DataFrame, level: float) -> dict[str, Any]:
     ok = group[~group["diverged"]].dropna(subset=["final_test_acc"])
-    s = summarize(ok["final_test_acc"].tolist()) if len(ok) else None
+    s = summarize(ok["final_test_acc"].tolist(), level) if len(ok) else None
     status = "ran" if s else "diverged"
     return {"status": status, "n": s.n if s else 0, "diverged": int(group["diverged"].sum()),
             "iterations": int(group["iterations"].max()), "epochs": round(float(group["epochs"].max()), 2),
             "ours_mean": s.mean if s else None, "ours_std": s.std if s else None,
-            "ci95_low": _none(s.ci95[0]) if s else None, "ci95_high": _none(s.ci95[1]) if s else None}
+            "ci95_low": _none(s.ci[0]) if s else None, "ci95_high": _none(s.ci[1]) if s else None}
 
 
-def _versus_reference(r: dict[str, Any]) -> dict[str, Any]:
+def _versus_reference(r: dict[str, Any], level: float) -> dict[str, Any]:
     """Our mean against the published value (Welch when it has a std), else against the authors' log."""
     out = {"compared_to": None, "difference": None, "difference_ci_low": None, "difference_ci_high": None,
            "difference_p": None, "difference_log": None}
@@ -57,19 +57,20 @@ def _versus_reference(r: dict[str, Any]) -> dict[str, Any]:
     if r.get("published_mean") is not None:
         out["compared_to"] = "published"
         d = difference(r["ours_mean"], r["ours_std"], r["n"], r["published_mean"], r["published_std"],
-                       r["published_n"])
+                       r["published_n"], level)
     elif r.get("authors_log") is not None:
         out["compared_to"] = "authors' log"
-        d = difference(r["ours_mean"], r["ours_std"], r["n"], r["authors_log"])
+        d = difference(r["ours_mean"], r["ours_std"], r["n"], r["authors_log"], level=level)
     else:
         return out
-    out.update(difference=d.diff, difference_ci_low=_none(d.ci95[0]), difference_ci_high=_none(d.ci95[1]),
+    out.update(difference=d.diff, difference_ci_low=_none(d.ci[0]), difference_ci_high=_none(d.ci[1]),
                difference_p=_none(d.p))
     return out
 
 
-def accuracy_table(runs: RunSet, ref: Reference) -> pd.DataFrame:
-    """Every study run (mean ± std, CI over seeds) beside its published row, then every published row not run."""
+def accuracy_table(runs: RunSet, ref: Reference, level: float = LEVEL) -> pd.DataFrame:
+    """Every study run (mean ± std, CI over seeds) beside its published row, then every published row not run. The
+    CI columns keep their names (ci95_*) at any ``level``: a sequential look asks for a wider one."""
     rows, matched = [], set()
     for run, group in runs.summaries.groupby("run", sort=False):
         first = group.iloc[0].to_dict()
@@ -80,8 +81,8 @@ def accuracy_table(runs: RunSet, ref: Reference) -> pd.DataFrame:
         if pub:
             matched.add(pub["key"])
         row = {**base, "run": run, "base_run": first["base_run"], "train_size": _none(first["train_size"]),
-               **_ours(group)}
-        rows.append({**row, **_versus_reference(row)})
+               **_ours(group, level)}
+        rows.append({**row, **_versus_reference(row, level)})
     for pub in ref.rows:
         if pub["key"] not in matched:
             rows.append({**_published_fields(pub), "run": pub["run"], "base_run": pub["run"],

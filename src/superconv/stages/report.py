@@ -9,9 +9,10 @@ from omegaconf import DictConfig
 
 from superconv.common.tracking import log_to_study
 from superconv.report.build import build_report, build_study_report, write_not_run_report
+from superconv.report.reference import load_reference
 from superconv.report.results import study_run_dirs
 from superconv.stages.schema import validate_report
-from superconv.stages.study import load_study
+from superconv.stages.study import load_study, plans
 
 
 def report_stage(cfg: DictConfig) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def study_report_stage(study_file: Path) -> dict[str, Any]:
     ranges = [name for name, run in spec.runs.items() if run.stage == "range_test"]
     if study_run_dirs(Path(spec.results)):
         built = build_study_report(Path(spec.results), Path(spec.report.out), spec.report.policy,
-                                   spec.report.baseline, ranges)
+                                   spec.report.baseline, ranges, load_reference(spec.published), plans(spec))
     else:
         plan = [{"run": name, "stage": run.stage, "seeds": " ".join(map(str, run.seeds or spec.seeds)),
                  "overrides": " ".join(f"`{o}`" for o in run.overrides)} for name, run in spec.runs.items()]

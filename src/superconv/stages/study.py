@@ -42,6 +42,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from superconv.common.errors import ConfigError
 from superconv.common.io import write_json
 from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, changed_code, identity_changes, run_identity
+from superconv.report.claims import SEQUENTIAL_TYPES, claim_parts, sequences
+from superconv.report.reference import load_reference
+from superconv.report.results import load_study_runs
+from superconv.report.sequential import Plan
 from superconv.stages import config as C
 
 log = logging.getLogger("superconv.study")
@@ -82,6 +86,15 @@ class ProfileSpec(BaseModel):
     overrides: list[str] = []  # appended to every job
 
 
+class SequentialSpec(BaseModel):
+    """A claim's seed budget (report.sequential): its first look at the study's seeds, ``batch`` more per look while
+    it is inconclusive, at most ``max_seeds``."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_seeds: Annotated[int, Field(ge=2)]
+    batch: Annotated[int, Field(ge=1)] = 2
+
+
 class StudySpec(BaseModel):
     """studies/<name>/study.yaml."""
 
@@ -97,6 +110,13 @@ class StudySpec(BaseModel):
     report: ReportSpec
     runs: dict[str, RunSpec]
     profiles: dict[str, ProfileSpec] = {}
+    # While a study made before the pinned CPU mode is re-run under it (over several sessions), its committed runs
+    # that record no CPU mode are listed by --check as legacy but do not fail it; any other stale run does.
+    # Remove the key once the last legacy run is re-run.
+    allow_legacy: bool = False
+    # claim id (published.yaml) -> its sequential budget: study.py adds seeds to the runs behind it while undecided
+    sequential: dict[str, SequentialSpec] = {}
+    published: str | None = None  # a published.yaml to judge claims by (default: the packaged one; tests)
 
 
 PROFILE_ENV = "SUPERCONV_PROFILE"
@@ -153,11 +173,80 @@ def apply_profile(spec: StudySpec, path: Path, profile: str | None) -> StudySpec
     return spec.model_copy(update={"runs": runs})
 
 
-def expand(spec: StudySpec, threads: int) -> list[Job]:
-    """Every run x seed in the file's order (all seeds of a run before the next run, so rows complete early)."""
+def plans(spec: StudySpec) -> dict[str, Plan]:
+    """claim id -> its sequential plan, the first look at the study's seeds; an unknown claim, a claim type no look
+    can decide, a run behind it that the study lacks, or a cap below the first look is a ConfigError."""
+    if not spec.sequential:
+        return {}
+    claims = {c["id"]: c for c in load_reference(spec.published).claims}
+    found = {}
+    for claim_id, budget in spec.sequential.items():
+        claim = claims.get(claim_id)
+        if claim is None or claim["type"] not in SEQUENTIAL_TYPES:
+            known = ", ".join(i for i, c in claims.items() if c["type"] in SEQUENTIAL_TYPES)
+            raise ConfigError(f"sequential.{claim_id}: no claim of published.yaml a look can decide "
+                              f"({', '.join(SEQUENTIAL_TYPES)}); claims: {known}")
+        missing = sorted({n for _, names in claim_parts(claim) for n in names} - set(spec.runs))
+        if claim["type"] != "matches_published" and missing:
+            raise ConfigError(f"sequential.{claim_id}: the study has no run {', '.join(missing)} behind it")
+        if budget.max_seeds < len(spec.seeds):
+            raise ConfigError(f"sequential.{claim_id}.max_seeds: {budget.max_seeds} is below the study's "
+                              f"{len(spec.seeds)} seeds, its first look")
+        found[claim_id] = Plan(len(spec.seeds), budget.max_seeds, budget.batch)
+    return found
+
+
+def _seeds(spec: StudySpec, run: RunSpec, n: int) -> list[int]:
+    """A run's first ``n`` seeds: its own (or the study's), then the next integers after them."""
+    base = list(run.seeds if run.seeds is not None else spec.seeds)
+    return base[:n] + list(range(max(base) + 1, max(base) + 1 + n - len(base)))
+
+
+def committed_extra(spec: StudySpec) -> dict[str, int]:
+    """Run -> how many seeds its committed results hold beyond its own list (seeds a sequential claim added), for
+    the runs behind a sequential claim: --check, --verify and --accept see them like the others."""
+    behind = {n for claim in _claims(spec) for _, names in claim_parts(claim) for n in names if n in spec.runs}
+    extra = {}
+    for name in behind:
+        run = spec.runs[name]
+        base = run.seeds if run.seeds is not None else spec.seeds
+        n = len(base)
+        while (Path(spec.results) / f"{name}-{_seeds(spec, run, n + 1)[-1]}" / RESULT_FILE[run.stage]).is_file():
+            n += 1
+        if n > len(base):
+            extra[name] = n
+    return extra
+
+
+def _claims(spec: StudySpec) -> list[dict]:
+    return [c for c in load_reference(spec.published).claims if c["id"] in spec.sequential]
+
+
+def wanted_seeds(spec: StudySpec, stale: set[str]) -> dict[str, int]:
+    """Run -> the seeds its sequential claims' next looks need (only where more than it has): every claim part
+    still waiting for seeds after the looks its committed results allow. A part with a run in ``stale`` (one whose
+    committed seeds are not all current) takes no look: its results are not yet what the code makes."""
+    runs, ref, found = load_study_runs(Path(spec.results)), load_reference(spec.published), plans(spec)
+    wanted: dict[str, int] = {}
+    for claim in _claims(spec):
+        for (_, names), (seq, _) in zip(claim_parts(claim), sequences(claim, runs, ref, found[claim["id"]]),
+                                        strict=True):
+            if seq.stopped == "waiting for seeds" and seq.looks and not stale & set(names):
+                for name in names:
+                    if name in spec.runs:
+                        wanted[name] = max(wanted.get(name, 0), seq.next_n)
+    return wanted
+
+
+def expand(spec: StudySpec, threads: int, counts: dict[str, int] | None = None) -> list[Job]:
+    """Every run x seed in the file's order (all seeds of a run before the next run, so rows complete early);
+    ``counts``: run -> how many seeds it gets instead of its list's (sequential seeds)."""
     jobs = []
     for name, run in spec.runs.items():
-        for index, seed in enumerate(run.seeds if run.seeds is not None else spec.seeds):
+        seeds = run.seeds if run.seeds is not None else spec.seeds
+        if counts and counts.get(name, 0) > len(seeds):
+            seeds = _seeds(spec, run, counts[name])
+        for index, seed in enumerate(seeds):
             out = Path(spec.results, f"{name}-{seed}")
             per_seed = [f"{key}={values[index % len(values)]}" for key, values in run.per_seed.items()]
             fixed = [f"seed={seed}", f"out={out}", f"study={spec.name}", f"trainer.threads={threads}",
@@ -282,7 +371,7 @@ def verify(spec: StudySpec, labels: list[str], jobs_at_once: int) -> int:
     """Re-run committed runs (``RUN-SEED``) into a temporary directory and compare their curves byte for byte: 0
     when every one is bit-identical, 1 otherwise (the scratch copies are kept then). Only a committed run of the
     config the study file gives now can be verified; anything else is a ConfigError before any compute."""
-    jobs = {job.label: job for job in expand(spec, spec.threads)}
+    jobs = {job.label: job for job in expand(spec, spec.threads, committed_extra(spec))}
     unknown = [label for label in labels if label not in jobs]
     if unknown:
         raise ConfigError(f"--verify {' '.join(unknown)}: no such RUN-SEED in {spec.name}; e.g. "
@@ -313,7 +402,7 @@ def accept(spec: StudySpec, jobs_at_once: int) -> int:
     record the evidence); otherwise name the runs that changed and re-stamp nothing."""
     stale: dict[str, list[Job]] = {}
     others = []
-    for job in expand(spec, spec.threads):
+    for job in expand(spec, spec.threads, committed_extra(spec)):
         why = staleness(job)
         if why is None:
             continue
@@ -355,26 +444,26 @@ def accept(spec: StudySpec, jobs_at_once: int) -> int:
 def check(spec: StudySpec) -> int:
     """CI's rule: 0 when every committed run (one whose result file exists) is current at HEAD, 1 otherwise with
     each stale run and why. Runs never made are no error: a study is built up over sessions."""
-    stale = [(job, why) for job in expand(spec, spec.threads)
-             if (why := staleness(job)) is not None and why != "not run"]
+    stale, legacy = [], []
+    for job in expand(spec, spec.threads, committed_extra(spec)):
+        why = staleness(job)
+        if why is None or why == "not run":
+            continue
+        made_before_pin = "cpu" not in json.loads((job.out / PROVENANCE_FILE).read_text())
+        (legacy if spec.allow_legacy and made_before_pin else stale).append((job, why))
     for job, why in stale:
         print(f"stale {job.label}: {why}")
+    if legacy:
+        print(f"{spec.name}: {len(legacy)} legacy runs (made before the pinned CPU mode) wait to be re-run: "
+              f"{' '.join(job.label for job, _ in legacy)}")
     print(f"{spec.name}: {len(stale)} committed runs stale" + (
         " (re-run them, or --accept a number-neutral code change)" if stale else ""))
     return 1 if stale else 0
 
 
-def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[str] | None, dry_run: bool,
-              profile: str | None = None) -> int:
-    """Run every job of ``spec`` (as ``profile`` varies it) that is not up to date; print what is kept and what
-    runs, and why."""
-    spec = apply_profile(spec, path, profile)
-    jobs_at_once = jobs_at_once or spec.jobs
-    threads = spec.threads
-    unknown = sorted(set(only or ()) - set(spec.runs))
-    if unknown:
-        raise ConfigError(f"--only {' '.join(unknown)}: no such run in {path}; runs: {', '.join(spec.runs)}")
-    jobs = [j for j in expand(spec, threads) if only is None or j.name in only]
+def _run_jobs(jobs: list[Job], jobs_at_once: int, threads: int, dry_run: bool = False) -> int | None:
+    """Print each job's state; run the stale ones (not on a dry run). None when all went through, else the exit
+    code."""
     todo = []
     for job in jobs:
         why = staleness(job)
@@ -383,15 +472,41 @@ def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[
         print(f"{'run ' if why else 'keep'} {job.label:40s} {why or 'up to date'}")
     print(f"{len(todo)} of {len(jobs)} runs to do, {jobs_at_once} at a time, {threads} torch threads each")
     if dry_run or not todo:
-        return 0
+        return None
     runner = Runner(jobs_at_once)
-    done = runner.run(todo)
-    failed = [(job, rc) for job, rc, _ in done if rc not in (0, -1)]
+    failed = [(job, rc) for job, rc, _ in runner.run(todo) if rc not in (0, -1)]
     for job, rc in failed:
         print(f"FAILED {job.label} (exit {rc}): see {job.out / 'stage.log'}", file=sys.stderr)
     if runner.stopping:
         return 128 + signal.SIGTERM
-    return 1 if failed else 0
+    return 1 if failed else None
+
+
+def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[str] | None, dry_run: bool,
+              profile: str | None = None) -> int:
+    """Run every job of ``spec`` (as ``profile`` varies it) that is not up to date; print what is kept and what
+    runs, and why. Then, for its sequential claims, add a batch of seeds to the runs behind each undecided one and
+    run them, look after look, until every one is decided or at its cap."""
+    spec = apply_profile(spec, path, profile)
+    jobs_at_once = jobs_at_once or spec.jobs
+    threads = spec.threads
+    unknown = sorted(set(only or ()) - set(spec.runs))
+    if unknown:
+        raise ConfigError(f"--only {' '.join(unknown)}: no such run in {path}; runs: {', '.join(spec.runs)}")
+    plans(spec)  # a bad sequential block fails before any compute
+    counts = committed_extra(spec)
+    jobs = [j for j in expand(spec, threads, counts) if only is None or j.name in only]
+    rc = _run_jobs(jobs, jobs_at_once, threads, dry_run)
+    while rc is None and spec.sequential and not dry_run:
+        stale = {job.name for job in expand(spec, threads, counts) if staleness(job)}
+        wanted = {name: n for name, n in wanted_seeds(spec, stale).items() if only is None or name in only}
+        more = [j for j in expand(spec, threads, {**counts, **wanted}) if j.name in wanted]
+        if not more or not any(staleness(j) for j in more):
+            break
+        print(f"sequential: the next looks need {', '.join(f'{k} at {v} seeds' for k, v in sorted(wanted.items()))}")
+        counts = {**counts, **wanted}
+        rc = _run_jobs(more, jobs_at_once, threads)
+    return rc or 0
 
 
 def main(argv: list[str] | None = None) -> int:
