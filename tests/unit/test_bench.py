@@ -183,3 +183,31 @@ def test_budget_plans_a_study_run_by_run() -> None:
     assert sorted(p.policy for p in plans) == [f"{run}-{seed}" for run in ("clr", "pc") for seed in range(4)]
     assert {p.iterations for p in plans} == {10_000, 80_000} and {p.total_batch for p in plans} == {1000}
     assert notes == ["paper_cifar10_fig1a / range_test-0: a range test, not planned"]
+
+
+def test_cpu_mode_cost_weights_each_stage_kind_by_the_study_iterations(tmp_path: Path) -> None:
+    """The pinned mode's study-level cost: per-iteration costs weighted by what the committed study spent on each
+    stage kind (train runs by policy over all seeds, the range test's seeds), and the generated table."""
+    from superconv.bench import cpu_mode
+
+    params = {"experiment": "paper_mnist_lenet", "study": "s", "runs": ["one_cycle", "inv"], "overrides": ""}
+    for name, policy, iterations in (("one_cycle-0", "one_cycle", 1406), ("one_cycle_lr_from_range_test-0",
+                                                                          "one_cycle", 1406), ("inv-0", "inv", 10000)):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        (tmp_path / "train" / name / "summary.json").write_text(json.dumps({"policy": policy,
+                                                                             "iterations": iterations}))
+    for seed in (0, 1):
+        seed_dir = tmp_path / "range_test" / "paper_mnist_lenet" / f"seed-{seed}"
+        seed_dir.mkdir(parents=True)
+        (seed_dir / "config.yaml").write_text("range_test: {protocol: linear, iterations: 1000}\n")
+    weights = cpu_mode.study_iterations(params, tmp_path)
+    assert weights == {"train one_cycle": 2812, "train inv": 10000, "range_test": 2000}
+    assert set(cpu_mode.stage_kinds(params)) == set(weights)
+    per = {"train one_cycle": {"pinned": 0.2, "native": 0.1}, "train inv": {"pinned": 0.3, "native": 0.1},
+           "range_test": {"pinned": 0.1, "native": 0.1}}
+    result = cpu_mode.summarize({"iterations": 50, "repeats": 3, "per_iteration_s": per, "cpu_count": 2}, weights)
+    assert result["study_pinned_s"] == pytest.approx(2812 * 0.2 + 10000 * 0.3 + 2000 * 0.1)
+    assert result["study_ratio"] == pytest.approx(result["study_pinned_s"] / (14812 * 0.1))
+    text = cpu_mode.markdown(result, weighted=True)
+    assert "| train inv | 300 | 100 | 3.00 | 10000 |" in text and f"**{result['study_ratio']:.2f}**" in text
+    assert cpu_mode.study_iterations(params, tmp_path / "none") is None
