@@ -14,6 +14,7 @@ import pandas as pd
 from superconv.common.io import atomic_write, write_json
 from superconv.common.plots import save_figure
 from superconv.report import figures
+from superconv.report.candidates import candidate_rows, candidates_markdown
 from superconv.report.claims import VERDICTS, Verdict, gap_factors, judge_claims
 from superconv.report.range_spread import load_range_tests, spread, spread_figure, spread_sentence
 from superconv.report.reference import Reference, load_reference
@@ -366,10 +367,12 @@ def write_report(runs: RunSet, out: Path, policy: str, baseline: str,
     found = judge_claims(ref, runs, table, policy, baseline, plans)
     tests = combined_range_tests(range_tests or {})
     factors, ablations = factor_rows(ref, table), ablation_rows(ref, runs, table, policy)
+    candidates = candidate_rows(ref, runs, table)
     images = draw_figures(out, runs, table, ref, speed, tests, factors, ablations)
     frames = {"accuracy": table, "speed": speed, "runs": runs.summaries, "claims": pd.DataFrame(
         [v.record() for v in found]), "accuracy_curves": curves_table(runs), "schedules": schedules_table(runs),
-              "limited_data": limited_data_table(runs, ref), "factors": factors, "ablations": ablations}
+              "limited_data": limited_data_table(runs, ref), "factors": factors, "ablations": ablations,
+              "candidates": candidates}
     for name, frame in frames.items():
         atomic_write(out / "tables" / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
     for label, rt in tests.items():
@@ -381,6 +384,8 @@ def write_report(runs: RunSet, out: Path, policy: str, baseline: str,
     write_json(out / VERDICTS_FILE, {"title": title, "built_from": source, "verdicts": lines})
     text = render_markdown(title, source, table, speed, found, images, tests, runs, ref, policy, baseline,
                            factors, out)
+    if len(candidates):
+        text = text.rstrip("\n") + "\n\n" + candidates_markdown(candidates, ref)
     atomic_write(out / "report.md", lambda p: p.write_text(text))
     page = to_html(text, out, title)
     atomic_write(out / "report.html", lambda p: p.write_text(page))
