@@ -76,18 +76,26 @@ class _Pair(_Claim):
     baseline: str
 
 
-class Speedup(_Pair):
+class _SpeedupRule(_Strict):
     """Iterations to the baseline's accuracy over its budget, against max_ratio."""
 
     type: Literal["speedup"]
     max_ratio: Annotated[float, Field(gt=0)]
 
 
-class NotWorse(_Pair):
+class _NotWorseRule(_Strict):
     """Non-inferiority by margin_pp (required: no margin is a claim of its own, say 0)."""
 
     type: Literal["not_worse"]
     margin_pp: Annotated[float, Field(ge=0)]
+
+
+class Speedup(_SpeedupRule, _Pair):
+    """A paper's speed-up claim for a named pair."""
+
+
+class NotWorse(_NotWorseRule, _Pair):
+    """A paper's non-inferiority claim for a named pair."""
 
 
 class Better(_Pair):
@@ -107,14 +115,12 @@ class MatchesPublished(_Claim):
     factors: dict[str, dict[str, Annotated[list[str], Field(min_length=1)]]] | None = None
 
 
-class StudySpeedup(_Claim):
-    type: Literal["speedup"]
-    max_ratio: Annotated[float, Field(gt=0)]
+class StudySpeedup(_SpeedupRule, _Claim):
+    """A study's own pair (its policy and baseline fill the text)."""
 
 
-class StudyNotWorse(_Claim):
-    type: Literal["not_worse"]
-    margin_pp: Annotated[float, Field(ge=0)]
+class StudyNotWorse(_NotWorseRule, _Claim):
+    """A study's own pair (its policy and baseline fill the text)."""
 
 
 Claim = Annotated[Speedup | NotWorse | Better | GapGrows | MatchesPublished, Field(discriminator="type")]
