@@ -35,6 +35,9 @@ class RunSet:
         return self.metrics.dropna(subset=["test_acc"])
 
 
+# stage -> (its curve file, its result file): what a finished run directory holds (a study's skip rule, --verify and
+# the MLflow import read these names).
+RUN_FILES = {"train": ("metrics.csv", "summary.json"), "range_test": ("curve.csv", "suggestion.json")}
 _MISSING = object()
 
 

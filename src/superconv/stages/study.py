@@ -44,14 +44,14 @@ from superconv.common.io import write_json
 from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, changed_code, identity_changes, run_identity
 from superconv.report.claims import SEQUENTIAL_TYPES, claim_parts, sequences
 from superconv.report.reference import load_reference
-from superconv.report.results import load_study_runs
+from superconv.report.results import RUN_FILES, load_study_runs
 from superconv.report.sequential import Plan
 from superconv.stages import config as C
 
 log = logging.getLogger("superconv.study")
 
-RESULT_FILE = {"train": "summary.json", "range_test": "suggestion.json"}
-CURVE_FILE = {"train": "metrics.csv", "range_test": "curve.csv"}  # what --verify and --accept compare, byte for byte
+RESULT_FILE = {stage: result for stage, (_, result) in RUN_FILES.items()}
+CURVE_FILE = {stage: curve for stage, (curve, _) in RUN_FILES.items()}  # what --verify and --accept compare
 Scalar = str | int | float | bool
 
 
