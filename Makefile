@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: install install-test repro test lint mlflow-ui mlflow-server clean
+.PHONY: install install-test repro test check-current lint mlflow-ui mlflow-server clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,15 @@ install-test: $(BIN)/python
 repro: install
 	$(BIN)/dvc repro
 
-test: install-test
+test: install-test check-current
 	$(BIN)/python -m ruff check src pipelines tests
 	$(BIN)/lint-imports  # the layers and import rules: [tool.importlinter] in pyproject.toml
 	$(BIN)/python -m pytest
+
+# Committed results and dvc.lock are current at HEAD (docs/determinism.md#keeping-committed-results-current)
+check-current: install-test
+	$(BIN)/python pipelines/lock.py --check
+	for study in studies/*/study.yaml; do $(BIN)/python pipelines/study.py $$study --check || exit 1; done
 
 lint: install-test
 	$(BIN)/python -m ruff check src pipelines tests

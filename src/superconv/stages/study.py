@@ -6,6 +6,8 @@ when it has one. So a study of several CPU hours can be built up over several se
 directories (config.yaml, provenance.json, summary.json, metrics.csv) are committed, checkpoints are not.
 Up to ``jobs`` runs go at once, each with ``threads`` torch threads (on a 2-core machine two 1-thread processes
 train LeNet faster together than one 2-thread process; docs/bench.md). The DVC stage of a study runs this.
+A claim the study gives a ``sequential`` budget gets more seeds on the runs behind it, a batch per look, while its
+verdict is undecided (report.sequential; docs/verdicts.md).
 
     python pipelines/study.py studies/paper_mnist_full/study.yaml [--jobs 2] [--dry-run] [--only RUN ...]
     python pipelines/study.py studies/<name>/study.yaml --verify one_cycle-0 inv-1   # re-run committed runs here
