@@ -187,7 +187,8 @@ def test_budget_plans_a_study_run_by_run() -> None:
 
 def test_cpu_mode_cost_weights_each_stage_kind_by_the_study_iterations(tmp_path: Path) -> None:
     """The pinned mode's study-level cost: per-iteration costs weighted by what the committed study spent on each
-    stage kind (train runs by policy over all seeds, the range test's seeds), and the generated table."""
+    kind (train runs by policy over all seeds; the range test's steps as the first run's), and the generated
+    table."""
     from superconv.bench import cpu_mode
 
     params = {"experiment": "paper_mnist_lenet", "study": "s", "runs": ["one_cycle", "inv"], "overrides": ""}
@@ -201,12 +202,11 @@ def test_cpu_mode_cost_weights_each_stage_kind_by_the_study_iterations(tmp_path:
         seed_dir.mkdir(parents=True)
         (seed_dir / "config.yaml").write_text("range_test: {protocol: linear, iterations: 1000}\n")
     weights = cpu_mode.study_iterations(params, tmp_path)
-    assert weights == {"train one_cycle": 2812, "train inv": 10000, "range_test": 2000}
+    assert weights == {"train one_cycle": 2812 + 2000, "train inv": 10000}  # range-test steps count as 1cycle's
     assert set(cpu_mode.stage_kinds(params)) == set(weights)
-    per = {"train one_cycle": {"pinned": 0.2, "native": 0.1}, "train inv": {"pinned": 0.3, "native": 0.1},
-           "range_test": {"pinned": 0.1, "native": 0.1}}
+    per = {"train one_cycle": {"pinned": 0.2, "native": 0.1}, "train inv": {"pinned": 0.3, "native": 0.1}}
     result = cpu_mode.summarize({"iterations": 50, "repeats": 3, "per_iteration_s": per, "cpu_count": 2}, weights)
-    assert result["study_pinned_s"] == pytest.approx(2812 * 0.2 + 10000 * 0.3 + 2000 * 0.1)
+    assert result["study_pinned_s"] == pytest.approx(4812 * 0.2 + 10000 * 0.3)
     assert result["study_ratio"] == pytest.approx(result["study_pinned_s"] / (14812 * 0.1))
     text = cpu_mode.markdown(result, weighted=True)
     assert "| train inv | 300 | 100 | 3.00 | 10000 |" in text and f"**{result['study_ratio']:.2f}**" in text

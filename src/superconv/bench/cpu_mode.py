@@ -1,11 +1,13 @@
 """What the pinned CPU mode costs on the default study: its stages run pinned and native, interleaved, in one run.
 
-The default study (params.yaml) trains its runs with the train stage and runs the range test; each stage kind runs
-here as the real stage process (tracking off), capped at ``--iterations``, in the order pinned, native, pinned,
-native, ... so both modes see the same machine load. A stage's cost is its process wall time per iteration less a
-start-up measured the same way (a 1-iteration run), so start-up, which the mode does not change, does not dilute the
-ratio. The study's ratio weights each stage kind by the iterations the study gives it: from the committed results
-of the default study when they exist (results/train/*/summary.json, the range test's config.yaml), else equally.
+The default study (params.yaml) trains its runs with the train stage and runs the range test; each of its training
+runs runs here as the real stage process (tracking off), capped at ``--iterations``, in the order pinned, native,
+pinned, native, ... so both modes see the same machine load. A run's cost is its process wall time per iteration
+less a start-up measured the same way (a 1-iteration run), so start-up, which the mode does not change, does not
+dilute the ratio. The range test's iterations are the same LeNet step at the same batch and count at the 1cycle
+run's cost (a capped range test has too short a curve to pass its own suggestion rule). The study's ratio weights
+each kind by the iterations the study gives it: from the committed results of the default study when they exist
+(results/train/*/summary.json, the range test's config.yaml), else equally.
 It writes its figures, with the commit and the CPU they were measured on, to docs/generated/cpu_mode_cost.md.
 
     python -m superconv.bench cpu_mode --iterations 150 --repeats 3
@@ -36,12 +38,10 @@ OUT = Path("docs/generated/cpu_mode_cost.md")
 
 
 def stage_kinds(params: dict[str, Any]) -> dict[str, list[str]]:
-    """Stage kind -> its command (less out= and the cap): every run of the default study, and its range test."""
+    """Stage kind -> its command (less out= and the cap): every training run of the default study."""
     base = [f"experiment={params['experiment']}", f"study={params['study']}", "tracking.enabled=false",
             "trainer.progress=false", *(params.get("overrides") or "").split()]
-    kinds = {f"train {run}": ["pipelines/train.py", f"schedule={run}", *base] for run in params["runs"]}
-    kinds["range_test"] = ["pipelines/range_test.py", *base]
-    return kinds
+    return {f"train {run}": ["pipelines/train.py", f"schedule={run}", *base] for run in params["runs"]}
 
 
 def study_iterations(params: dict[str, Any], results: Path) -> dict[str, int] | None:
@@ -51,9 +51,9 @@ def study_iterations(params: dict[str, Any], results: Path) -> dict[str, int] | 
         record = json.loads(summary.read_text())
         kind = f"train {record['policy']}"
         found[kind] = found.get(kind, 0) + int(record["iterations"])
+    first = f"train {params['runs'][0]}"  # the range test's LeNet steps cost what a training step does
     for config in sorted((results / "range_test" / params["experiment"]).glob(f"seed-*/{CONFIG_FILE}")):
-        tests = yaml.safe_load(config.read_text())["range_test"]
-        found["range_test"] = found.get("range_test", 0) + int(tests["iterations"])
+        found[first] = found.get(first, 0) + int(yaml.safe_load(config.read_text())["range_test"]["iterations"])
     return found or None
 
 
