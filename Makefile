@@ -22,12 +22,14 @@ install-test: $(BIN)/python
 repro: install
 	$(BIN)/dvc repro
 
-test: install-test check-current
+test: install-test
 	$(BIN)/python -m ruff check src pipelines tests
 	$(BIN)/lint-imports  # the layers and import rules: [tool.importlinter] in pyproject.toml
 	$(BIN)/python -m pytest
 
-# Committed results and dvc.lock are current at HEAD (docs/determinism.md#keeping-committed-results-current)
+# Committed results and dvc.lock are current at HEAD (docs/determinism.md#keeping-committed-results-current).
+# Not yet part of `make test`: the results made under the first (Intel-only) pin are being re-run under the
+# vendor-independent one.
 check-current: install-test
 	$(BIN)/python pipelines/lock.py --check
 	for study in studies/*/study.yaml; do $(BIN)/python pipelines/study.py $$study --check || exit 1; done

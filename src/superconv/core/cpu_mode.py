@@ -5,8 +5,10 @@ summation order, so the same seed gives other last bits on another CPU, which SG
 ``pinned`` fixes every such choice at the AVX2 level, which every x86-64 server CPU since 2013-2017 has:
 
 - ATen's vectorised kernels: ``ATEN_CPU_CAPABILITY=avx2`` (not the AVX-512 ones a newer CPU would pick);
-- MKL's GEMM: its conditional numerical reproducibility mode ``MKL_CBWR=AVX2,STRICT`` (one code path on Intel and
-  AMD alike, independent of alignment) and ``MKL_DYNAMIC=FALSE`` (the thread count asked for, always);
+- MKL's GEMM: its conditional numerical reproducibility mode on the ``COMPATIBLE`` branch (SSE2 without the
+  approximation instructions whose results differ between vendors), the only fixed branch MKL honours on non-Intel
+  CPUs: ``MKL_CBWR=AVX2`` silently falls back to MKL's own dispatch on AMD, so a curve made on an Intel CPU under it
+  differed from the same run on an AMD one from its first loss. ``MKL_DYNAMIC=FALSE``: the thread count asked for;
 - convolutions: oneDNN and NNPACK off. Their blocking follows the cache sizes and core count, which no flag pins,
   so convolutions take ATen's native im2col + GEMM path instead (``ONEDNN_MAX_CPU_ISA=AVX2`` caps anything
   that still reaches oneDNN);
@@ -27,7 +29,7 @@ from superconv.common.errors import ConfigError
 
 MODES = ("pinned", "native")
 PINNED_CAPABILITY = "AVX2"
-PINNED_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "MKL_DYNAMIC": "FALSE",
+PINNED_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_DYNAMIC": "FALSE",
               "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 

@@ -172,7 +172,8 @@ def apply_profile(spec: StudySpec, path: Path, profile: str | None) -> StudySpec
         "overrides": [*run.overrides, *chosen.overrides],
         "seeds": chosen.seeds if chosen.seeds is not None else run.seeds})
         for name, run in spec.runs.items() if chosen.only is None or name in chosen.only}
-    return spec.model_copy(update={"runs": runs})
+    # a profile is a wiring check over a few runs and seeds: no sequential looks (their runs may not be kept)
+    return spec.model_copy(update={"runs": runs, "sequential": {}})
 
 
 def plans(spec: StudySpec) -> dict[str, Plan]:
