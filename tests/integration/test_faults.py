@@ -45,11 +45,11 @@ STAGES = {
 }
 
 
-def _start(stage, out, data_root):
+def _start(stage, out, data_root, *more):
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     script, *extra = STAGES[stage][0]
     args = [sys.executable, script, *TINY, *extra, f"out={out}", f"data_root={data_root}",
-            "trainer.checkpoint_every=10", "trainer.log_every=5"]
+            "trainer.checkpoint_every=10", "trainer.log_every=5", *more]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -115,6 +115,35 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, data_root, mlflow_uri
     assert run.data.tags.get("superconv.resumed") == "true"
     steps = [m.step for m in client.get_metric_history(run_id, "train_loss")]
     assert sorted(steps) == list(range(len(expected_frame))), "every step logged exactly once"
+
+
+def test_a_run_resumed_into_another_store_is_logged_whole_there(tmp_path, data_root, mlflow_uri, uninterrupted) -> None:
+    """A run directory copied to another machine (or a removed store): its checkpoint names an MLflow run that
+    store does not have; the resumed run is a new run there, with every step, and names the run it came from."""
+    out = tmp_path / "run"
+    proc = _start("train", out, data_root)
+    _wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.communicate()
+    other = f"sqlite:///{tmp_path}/other.db"
+    resumed = _start("train", out, data_root, f"tracking.uri={other}")
+    stdout, stderr = resumed.communicate()
+    assert resumed.returncode == 0, stderr
+    assert "is not in" in stdout and "logging the resumed run as a new run" in stdout, stdout
+    expected_frame, _ = uninterrupted["train"]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "metrics.csv"), expected_frame)
+    summary = json.loads((out / "summary.json").read_text())
+    client = MlflowClient(other)
+    run = client.get_run(summary["tracking_run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["seed"] == "0"
+    first = run.data.tags["superconv.resumed_from_run"]
+    assert MlflowClient(mlflow_uri).get_run(first).info.status == "RUNNING"  # killed -9 in the first store
+    history = client.get_metric_history(run.info.run_id, "train_loss")
+    assert sorted(m.step for m in history) == list(range(len(expected_frame))), "every step logged exactly once"
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
+        expected_frame["train_loss"].tolist(), rel=1e-6)
+    assert len(client.get_metric_history(run.info.run_id, "test_acc")) == expected_frame["test_acc"].notna().sum()
 
 
 # One change per config group that the old allow-list let through: each is refused on resume, by name.

@@ -6,9 +6,10 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY
+from tests.conftest import ROOT, TINY
 
 SUMMARY_KEYS = {"final_test_acc", "iterations", "wall_s", "images_per_s", "best_test_acc", "diverged"}
 
@@ -67,10 +68,14 @@ def test_same_seed_same_curves_and_cap_keeps_shape(one_cycle_run, tmp_path, cli,
 
 
 def test_sweep_gives_one_child_run_per_point(tmp_path, cli, data_root, mlflow_uri) -> None:
+    """Run from another directory with a relative sweep dir: each point's config.yaml keeps ``out`` relative (it
+    is committed; an absolute path would name the machine that ran it)."""
     sweep_dir = tmp_path / "sweep"
-    cli(["python", "pipelines/train.py", "-m", *TINY, "schedule.max_lr=0.05,0.1", f"data_root={data_root}",
-         "trainer.max_iterations=10", f"hydra.sweep.dir={sweep_dir}"])
+    cli(["python", str(ROOT / "pipelines/train.py"), "-m", *TINY, "schedule.max_lr=0.05,0.1",
+         f"data_root={data_root}", "trainer.max_iterations=10", "hydra.sweep.dir=sweep"], cwd=tmp_path)
     summaries = [json.loads((sweep_dir / str(i) / "summary.json").read_text()) for i in range(2)]
+    assert [yaml.safe_load((sweep_dir / str(i) / "config.yaml").read_text())["out"] for i in range(2)] == [
+        "sweep/0", "sweep/1"]
     assert [s["schedule"]["max_lr"] for s in summaries] == [0.05, 0.1]
     client = MlflowClient(mlflow_uri)
     parents = {client.get_run(s["tracking_run_id"]).data.tags["mlflow.parentRunId"] for s in summaries}

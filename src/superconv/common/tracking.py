@@ -8,6 +8,7 @@ the training loop's flushes run in MLflow's background thread (``synchronous=Fal
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import time
@@ -22,6 +23,7 @@ STUDY_TAG = "superconv.study"
 ROLE_TAG = "superconv.role"
 # Keys that are never logged as params (environment-derived or paths that differ per machine).
 UNLOGGED_KEYS = ("tracking.uri",)
+log = logging.getLogger(__name__)
 
 
 def flatten(cfg: Mapping[str, Any] | DictConfig, prefix: str = "") -> dict[str, str]:
@@ -59,6 +61,7 @@ class Tracker:
         self._in_flight: list[Any] = []
         self._flush_every = flush_every
         self.failure: str | None = None
+        self.recreated = False  # a resumed run logged into a new MLflow run: the rows before it are not there yet
 
     def fail(self, reason: str) -> None:
         """Mark the run FAILED at its end, with ``reason`` tagged, without raising."""
@@ -105,12 +108,17 @@ class Tracker:
 
     def resend(self, rows: list[list[Any]]) -> None:
         """Send again the rows of a flush that a killed run could not confirm (exact duplicates are ignored)."""
-        if self.active and rows:
+        if self.active and rows and not self.recreated:  # a recreated run gets every row before the checkpoint
             from mlflow.entities import Metric
 
             metrics = [Metric(key, float(value), int(timestamp), int(step)) for key, value, timestamp, step in rows]
             for start in range(0, len(metrics), 1000):
                 self.client.log_batch(self.run_id, metrics=metrics[start : start + 1000])
+
+    def log_rows(self, rows: list[Mapping[str, Any]]) -> None:
+        """Log metric rows (dicts with an ``iteration``) at their steps: every value but the step's own keys."""
+        for row in rows:
+            self.log_metrics({k: v for k, v in row.items() if k not in ("iteration", "epoch")}, int(row["iteration"]))
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if self.active and Path(path).exists():
@@ -124,6 +132,18 @@ class Tracker:
         if self.active:
             for k, v in tags.items():
                 self.client.set_tag(self.run_id, k, str(v))
+
+
+def _run_exists(client: Any, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    return True
 
 
 def _client(cfg: DictConfig) -> Any:
@@ -208,6 +228,15 @@ def tracked_run(cfg: DictConfig, run_name: str, study: str, tags: Mapping[str, s
     parent = study_run_id(client, exp_id, study)
     all_tags = {"mlflow.parentRunId": parent, STUDY_TAG: study, ROLE_TAG: cfg.stage,
                 "superconv.git_commit": git_commit(), **tags}
+    if resume_run_id is not None and not _run_exists(client, resume_run_id):
+        # the checkpoint's run is in another store (the run directory was copied, or the store was removed):
+        # a new run here, which the stage fills with the rows before the checkpoint (Tracker.recreated)
+        log.warning("the checkpoint's MLflow run %s is not in %s: logging the resumed run as a new run",
+                    resume_run_id, cfg.tracking.uri)
+        all_tags = {**all_tags, "superconv.resumed_from_run": resume_run_id}
+        resume_run_id, recreated = None, True
+    else:
+        recreated = False
     if resume_run_id is not None:
         run_id = resume_run_id
         client.update_run(run_id, status="RUNNING")
@@ -220,6 +249,7 @@ def tracked_run(cfg: DictConfig, run_name: str, study: str, tags: Mapping[str, s
         for start in range(0, len(items), 100):
             client.log_batch(run_id, params=items[start : start + 100])
     tracker = Tracker(client, run_id, flush_every=None)
+    tracker.recreated = recreated
     monitor = None
     if cfg.tracking.system_metrics:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor

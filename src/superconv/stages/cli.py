@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -27,12 +28,14 @@ def hydra_choice(group: str, default: str | None) -> str | None:
 
 
 def sweep_defaults(cfg: DictConfig) -> str | None:
-    """In a -m sweep: each point writes to its own sweep subdir; the study is the sweep dir."""
+    """In a -m sweep: each point writes to its own sweep subdir; the study is the sweep dir. ``out`` is the path
+    as the sweep names it (relative stays relative), not Hydra's absolute ``runtime.output_dir``: config.yaml is
+    committed, and a path of the machine that ran it would differ on every other."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
     hc = HydraConfig.get()
     with open_dict(cfg):
-        cfg.out = hc.runtime.output_dir
+        cfg.out = str(Path(hc.sweep.dir) / hc.sweep.subdir)
     return f"sweep:{hc.sweep.dir}"
 
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from superconv.common.errors import ConfigError
 from superconv.common.io import atomic_write, write_json
 from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, identity_digest, loaded_code, run_identity
+from superconv.common.tracking import Tracker
 from superconv.core.checkpoint import load_resumable
 from superconv.core.cpu_mode import cpu_facts, pin_cpu
 from superconv.core.data.augment import Augment
@@ -85,6 +86,13 @@ def resumable(cfg: DictConfig) -> tuple[Checkpointing, dict[str, Any] | None, st
     if resume is not None:
         log.info("resuming %s from its checkpoint at iteration %d", cfg.out, resume["loop"]["iteration"])
     return checkpointing, resume, identity_digest(identity)
+
+
+def backfill(tracker: Tracker, resume: dict[str, Any] | None, rows: list[dict[str, Any]]) -> None:
+    """A run resumed into a new MLflow run (its own was not in this store) gets the rows before the checkpoint,
+    so its curves are whole."""
+    if tracker.recreated and resume is not None:
+        tracker.log_rows(rows[: resume["loop"]["iteration"]])
 
 
 def study_name(cfg: DictConfig, default: str) -> str:

@@ -20,6 +20,7 @@ from superconv.core.range_test import CURVE_COLUMNS, run_range_test
 from superconv.core.schedules import range_lr
 from superconv.stages import config as C
 from superconv.stages.common import (
+    backfill,
     dataset_dir,
     device_data,
     preflight,
@@ -69,6 +70,7 @@ def _range_test(cfg: DictConfig, checked: C.Checked, default_study: str, meta: d
             iterations_per_epoch=len(train_data) / trainer.total_batch, batch=int(trainer.total_batch),
             log_every=int(trainer.log_every), progress=bool(trainer.progress),
             checkpoint_every=int(trainer.checkpoint_every or 0), checkpointing=checkpointing, resume=resume)
+        backfill(tracker, resume, result.rows)
         frame = pd.DataFrame(result.rows, columns=CURVE_COLUMNS)
         try:
             found = {**suggestion(result, rt), **provenance, "tracking_run_id": tracker.run_id}

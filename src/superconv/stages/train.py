@@ -32,6 +32,7 @@ from superconv.core.loop import (
 from superconv.core.schedules import Schedule
 from superconv.stages import config as C
 from superconv.stages.common import (
+    backfill,
     dataset_dir,
     device_data,
     preflight,
@@ -151,6 +152,7 @@ def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: st
     with tracked_run(cfg, f"{run_name}-seed{cfg.seed}", study_name(cfg, default_study), tags,
                      resume_run_id=resume["tracking_run_id"] if resume else None, writer=is_rank0()) as tracker:
         result = run_training(cfg, schedule, train_data, test_data, tracker, checkpointing, resume)
+        backfill(tracker, resume, result.rows)
         summary = {**run_summary(result, cfg, schedule), "run": run_name, "seed": cfg.seed, "experiment": experiment,
                    "policy": schedule.policy, **train_sizes(cfg), "lr_source": lr_source,
                    "dataset_source": meta["source"],
