@@ -3,6 +3,7 @@ golden curve itself; without the pins, a lower ISA changes the bits."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import ROOT, TINY, run_cli
@@ -32,3 +33,15 @@ def test_native_mode_changes_with_the_isa(tmp_path, data_root) -> None:
     native = _train(tmp_path / "a", data_root, {"ATEN_CPU_CAPABILITY": "avx2"}, "trainer.cpu_mode=native")
     lowered = _train(tmp_path / "b", data_root, {"ATEN_CPU_CAPABILITY": "default"}, "trainer.cpu_mode=native")
     assert native != lowered
+
+
+def test_the_pins_bench_undoes_exactly_the_pin_a_variant_names(tmp_path, data_root) -> None:
+    """`python -m superconv.bench cpu_pins` drops one pin after the stage sets it: the run records MKL's own dispatch
+    and nothing else unpinned, and its curve is not the golden one."""
+    from superconv.bench.cpu_pins import VARIANTS, run_variant
+
+    variant = next(v for v in VARIANTS if v.drop == ("MKL_CBWR",))
+    curve = run_variant(variant, data_root, tmp_path / "run")
+    facts = json.loads((tmp_path / "run" / "provenance.json").read_text())["cpu"]
+    assert facts["mkl_cbwr"] == "auto" and facts["mkldnn"] == "false" and facts["aten_capability"] == "AVX2"
+    assert curve != GOLDEN.read_bytes()

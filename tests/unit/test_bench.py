@@ -211,3 +211,19 @@ def test_cpu_mode_cost_weights_each_stage_kind_by_the_study_iterations(tmp_path:
     text = cpu_mode.markdown(result, weighted=True)
     assert "| train inv | 300 | 100 | 3.00 | 10000 |" in text and f"**{result['study_ratio']:.2f}**" in text
     assert cpu_mode.study_iterations(params, tmp_path / "none") is None
+
+
+def test_cpu_pins_names_the_first_row_and_column_that_differ(tmp_path: Path) -> None:
+    from superconv.bench import cpu_pins
+
+    columns = "iteration,lr,train_loss,test_acc\n"
+    reference, other, same = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    reference.write_text(columns + "0,0.1,2.5,\n1,0.1,2.25,90.0\n")
+    same.write_text(reference.read_text())
+    other.write_text(columns + "0,0.1,2.5,\n1,0.1,2.2500002,90.0\n")
+    assert cpu_pins.first_difference(same, reference) == ""
+    assert cpu_pins.first_difference(other, reference) == "iteration 1, train_loss: 2.2500002 vs 2.25"
+    rows = [{"variant": "pinned (the default)", "reading": "the reference", "sha256": "ab", "first_difference": ""},
+            {"variant": "native", "reading": "fast", "sha256": "cd", "first_difference": "iteration 1, lr: 1 vs 2"}]
+    text = cpu_pins.markdown({"rows": rows, "golden": "g.csv", "golden_equal": True})
+    assert "| native | cd | iteration 1, lr: 1 vs 2 | fast |" in text and "is byte for byte the golden" in text

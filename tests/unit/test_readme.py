@@ -1,6 +1,7 @@
 """The README stays a quickstart: short, opening with the two set-up commands, free of commit hashes (they go stale
-with every commit; measured figures and their commits live in docs/), and every relative link in it and in docs/
-leads to a file that exists, so moving text between them cannot leave a dead link behind."""
+with every commit), and every relative link in it and in docs/ leads to a file that exists, so moving text between
+them cannot leave a dead link behind. The docs name no commit either: measured figures are written, with their
+commit and machine, by the tools that measure them into docs/generated/, and the docs link those files."""
 
 from __future__ import annotations
 
@@ -11,12 +12,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-DOCS = sorted((ROOT / "docs").glob("*.md"))
+DOCS_DIR = ROOT / "docs"
+DOCS = sorted(DOCS_DIR.glob("*.md"))
+GENERATED = DOCS_DIR / "generated"  # written by the tools, each file with the commit it was measured at
+HASH_CHECKED_DOCS = sorted(
+    doc for doc in DOCS_DIR.rglob("*.md")
+    if GENERATED not in doc.parents
+)
 MAX_LINES = 120
 
 # A word of 7 to 40 hex digits with at least one digit and one letter a-f: an abbreviated or full commit hash.
 # Words of digits only (years, arXiv numbers) or of letters only ("deadbeef", "facade") are not hashes.
 COMMIT_HASH = re.compile(r"\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b")
+# Another repository's files pinned to its full commit, as docs/sources.md cites them (`owner/repo` @ `<40 hex>`):
+# a source reference that does not go stale, not a figure of this project.
+UPSTREAM_PIN = re.compile(r"`[\w.-]+/[\w.-]+`(?:\*\*)? @ `[0-9a-f]{40}`")
 FENCE = re.compile(r"^```.*?^```[ \t]*$", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1", re.DOTALL)
 INLINE_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -46,12 +56,24 @@ def test_commit_hash_pattern() -> None:
     kept = "deadbeef facade 1803.09820 10000 sha256 e2e 5e-4 1e-4 a1b2c3 abc_1234567"
     assert COMMIT_HASH.findall(flagged) == ["09dfcf8", "2b394fa", "4de2c38f0a1b2c3d4e5f60718293a4b5c6d7e8f9"]
     assert COMMIT_HASH.findall(kept) == []
+    pinned = "**`lnsmith54/hyperParam1`** @ `c5dd3de5b6be6ab29bc02dd7fbaf484a72ce01f6` and `a/b` @ `c5dd3de`"
+    assert COMMIT_HASH.findall(UPSTREAM_PIN.sub("", pinned)) == ["c5dd3de"]
 
 
 def test_readme_has_no_commit_hash() -> None:
     """A commit named in the README goes stale with the next commit; figures tied to a commit belong in docs/."""
     hashes = COMMIT_HASH.findall(README.read_text(encoding="utf-8"))
     assert not hashes, f"README.md names commits {hashes}: link the doc that holds the figure instead"
+
+
+@pytest.mark.parametrize("doc", HASH_CHECKED_DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_docs_have_no_commit_hash(doc: Path) -> None:
+    """A figure tied to a commit goes stale with the next one: the tool that measures it writes it, with its commit
+    and machine, under docs/generated/, and the doc links that file. The whole text is checked, code blocks
+    included: example output that names a commit goes stale too."""
+    hashes = COMMIT_HASH.findall(UPSTREAM_PIN.sub("", doc.read_text(encoding="utf-8")))
+    assert not hashes, (f"{doc.relative_to(ROOT)} names commits {hashes}: say what to run to measure the figure, "
+                        "and link the file under docs/generated/ that the tool writes")
 
 
 def test_readme_opens_with_the_two_setup_commands() -> None:

@@ -1,9 +1,9 @@
 """``python -m superconv.bench [SUBCOMMAND] [options]``: one entry to every benchmark, and the GPU self-check
-(subcommands: compare, throughput, budget, loader, range_test, parallel, cpu_mode, selfcheck).
+(subcommands: compare, throughput, budget, loader, range_test, parallel, cpu_mode, cpu_pins, selfcheck).
 
 With no subcommand (or only options) it runs ``compare``. Each subcommand is also its module's own entry point
 (``python -m superconv.bench.loop``, ``.throughput``, ``.gpu_budget``, ``.loader``, ``.range_test``, ``.parallel``,
-``.cpu_mode``, ``.selfcheck``); ``-h`` after a subcommand lists its options.
+``.cpu_mode``, ``.cpu_pins``, ``.selfcheck``); ``-h`` after a subcommand lists its options.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-USAGE = ("usage: python -m superconv.bench [compare|throughput|budget|loader|range_test|parallel|cpu_mode|selfcheck] "
-         "[options]")
+USAGE = ("usage: python -m superconv.bench "
+         "[compare|throughput|budget|loader|range_test|parallel|cpu_mode|cpu_pins|selfcheck] [options]")
 
 
 def _compare(argv: list[str]) -> Any:
@@ -58,6 +58,12 @@ def _cpu_mode(argv: list[str]) -> Any:
     return main(argv)
 
 
+def _cpu_pins(argv: list[str]) -> Any:
+    from superconv.bench.cpu_pins import main
+
+    return main(argv)
+
+
 def _selfcheck(argv: list[str]) -> Any:
     from superconv.bench.selfcheck import main
 
@@ -73,6 +79,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], Any], str]] = {
     "range_test": (_range_test, "a range test of N iterations vs N training iterations"),
     "parallel": (_parallel, "one N-thread training process vs N one-thread processes at once (a study's jobs)"),
     "cpu_mode": (_cpu_mode, "the default study's stages pinned vs native CPU mode, interleaved: the pin's cost"),
+    "cpu_pins": (_cpu_pins, "the tiny digits run without each pin of the pinned mode: why each pin is needed"),
     "selfcheck": (_selfcheck, "a CUDA machine's first check: every model x precision x eager/compile, DDP, MLflow"),
 }
 

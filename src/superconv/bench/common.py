@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -143,6 +146,22 @@ def device_name(device: torch.device) -> str:
             if line.startswith("model name"):
                 return f"CPU {line.split(':', 1)[1].strip()}"
     return f"CPU {platform.processor() or platform.machine()}"
+
+
+def commit_label() -> str:
+    """HEAD's short hash, and whether the working tree differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return (head or "unknown") + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def written_by(command: str) -> str:
+    """How a generated file opens: the command, commit, date and CPU its figures were measured with."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "below AVX2"
+    cpu = device_name(torch.device("cpu")).removeprefix("CPU ")
+    return (f"Written by `{command}` at commit {commit_label()}, {datetime.date.today().isoformat()}, on {cpu} "
+            f"({isa}, {os.cpu_count()} CPUs)")
 
 
 # --------------------------------------------------------------------------------------------------- repeats

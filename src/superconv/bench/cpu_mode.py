@@ -16,10 +16,8 @@ It writes its figures, with the commit and the CPU they were measured on, to doc
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from superconv.bench.common import median, positive_int
+from superconv.bench.common import median, positive_int, written_by
 from superconv.common.io import atomic_write, write_json
 from superconv.common.provenance import CONFIG_FILE
 
@@ -95,32 +93,13 @@ def summarize(report: dict[str, Any], weights: dict[str, int] | None) -> dict[st
             "study_ratio": pinned / native}
 
 
-def _commit() -> str:
-    proc = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    return (proc.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def markdown(result: dict[str, Any], weighted: bool) -> str:
     rows = [f"| {kind} | {v['pinned'] * 1e3:.0f} | {v['native'] * 1e3:.0f} | {v['pinned'] / v['native']:.2f} | "
             f"{result['study_iterations'].get(kind, 0)} |" for kind, v in result["per_iteration_s"].items()]
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "below AVX2"
+    command = f"python -m superconv.bench cpu_mode --iterations {result['iterations']} --repeats {result['repeats']}"
     return "\n".join([
         "# The pinned CPU mode's cost on the default study (generated)", "",
-        f"Written by `python -m superconv.bench cpu_mode --iterations {result['iterations']} --repeats "
-        f"{result['repeats']}` at commit {_commit()}, {datetime.date.today().isoformat()}, on {_cpu_name()} "
-        f"({isa}, {result['cpu_count']} CPUs), torch threads as each stage's config gives them. Do not edit: re-run.",
+        f"{written_by(command)}, torch threads as each stage's config gives them. Do not edit: re-run.",
         "", "| stage kind | pinned ms/iteration | native ms/iteration | ratio | iterations in the study |",
         "|---|---|---|---|---|", *rows, "",
         f"The default study, weighted by {'its committed iterations' if weighted else 'equal weights (no results)'}:"
