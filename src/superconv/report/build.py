@@ -6,6 +6,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -284,59 +285,106 @@ def other_studies_markdown(out: Path) -> list[str]:
     return (["## Other studies", ""] + parts) if parts else []
 
 
-def render_markdown(title: str, source: str, table: pd.DataFrame, speed: pd.DataFrame, found: list[Verdict],
-                    images: dict[str, str], range_tests: dict[str, dict[str, Any]], runs: RunSet, ref: Reference,
-                    policy: str, baseline: str, factors: pd.DataFrame, out: Path) -> str:
-    """The report page: verdicts first, then the evidence."""
-    tested = [v for v in found if v.verdict != "not run"]
+@dataclass(frozen=True)
+class Evidence:
+    """Everything a study report shows, computed once by ``write_report``; each section of the page reads it."""
+
+    title: str
+    source: str
+    runs: RunSet
+    ref: Reference
+    policy: str
+    baseline: str
+    table: pd.DataFrame
+    speed: pd.DataFrame
+    found: list[Verdict]
+    factors: pd.DataFrame
+    candidates: pd.DataFrame
+    range_tests: dict[str, dict[str, Any]]
+    images: dict[str, str]
+    out: Path
+
+
+def _verdicts_section(e: Evidence) -> list[str]:
+    tested = [v for v in e.found if v.verdict != "not run"]
     counts = Counter(v.verdict for v in tested)
-    parts = [f"# {title}", "", f"Built from {source}. Every number below is computed from those runs; published "
-             "numbers come from `superconv/report/published.yaml` (tags: REPO = authors' logs, PAPER-2nd = "
-             "third-party transcription, PAPER-img = image of the paper's table, UNVERIFIED).", "",
-             "## Verdicts", "",
-             ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts.get(v)) or "No claim could be tested.", ""]
-    parts += [f"- {v.line()}" for v in tested]
-    parts += ["", "## Our runs beside the published numbers", "", ours_markdown(table), "",
-              "Mean ± sample std over finished seeds; the 95% CI of our mean is t-based. The difference's CI is "
-              "Welch's when the paper gives a std (its n runs), else a one-sample t interval against the single "
-              "published number. Diverged seeds are counted, not averaged. Published test accuracies used test "
-              "subsets (25k wrap-around images in paper 1, 6.4k in paper 2); ours use the full test set.", ""]
-    if "published" in images:
-        parts += [f"![ours against the published numbers]({images['published']})", ""]
-    if len(factors):
-        parts += ["## Gap analysis: factors tested for verdicts that failed", "",
-                  "Each factor run changes one thing against the row's own run (`factors` of the claim in "
-                  "published.yaml). It *accounts for the gap* when it beats the row's run (effect CI above 0) and "
-                  "matches the published value within the claim's tolerance, *closes part of the gap* when it beats "
-                  "the row's run without matching, *matches the paper, effect not resolved* when it matches but its "
-                  "effect's CI includes 0, *widens* the gap when worse, and otherwise *explains nothing*.", "",
-                  factors_markdown(factors), ""]
-        parts += [f"![factors of {k.split(':', 1)[1]}]({v})" for k, v in images.items() if k.startswith("factors:")]
-        parts += [""]
-    if "ablations" in images:
-        parts += ["## Ablations", "", f"Every other run of the study without a published row or a factor sweep, "
-                  f"against {policy} (Welch 95% CI); the `better` claims above give the verdicts on the paper's own "
-                  "findings.", "", f"![ablations]({images['ablations']})", ""]
-    for label, rt in range_tests.items():
-        parts += range_test_markdown(label, rt, images[f"range_test:{label}"])
-    parts += ["## Test accuracy against iteration", "", f"![accuracy against iteration]({images['accuracy']})", "",
-              f"## Iterations to {baseline}'s final accuracy", ""]
-    if "speed" in images:
-        parts += [f"![iterations to target]({images['speed']})", ""]
-    parts += [speed_markdown(speed) if len(speed) else f"No finished {baseline} run: no target.", ""]
-    parts += ["## Schedules", "", f"![schedules]({images['schedules']})", ""]
-    if "limited" in images:
-        parts += ["## Accuracy by training-set size (paper 1 Table 1 analogue)", "",
-                  f"![accuracy by training-set size]({images['limited']})", ""]
-    if "epochs" in images:
-        parts += ["## Accuracy against epochs (paper 2 Table 2 analogue)", "",
-                  f"![accuracy against epochs]({images['epochs']})", ""]
-    parts += other_studies_markdown(out)
-    parts += ["## Runs", "", runs_markdown(runs.summaries), "",
-              "## Claims not tested by this study", ""]
-    parts += [f"- {v.line()}" for v in found if v.verdict == "not run"]
-    parts += ["", "## Published rows not run by this study", "", not_run_markdown(table, ref)]
-    return "\n".join(parts) + "\n"
+    return [f"# {e.title}", "", f"Built from {e.source}. Every number below is computed from those runs; published "
+            "numbers come from `superconv/report/published.yaml` (tags: REPO = authors' logs, PAPER-2nd = "
+            "third-party transcription, PAPER-img = image of the paper's table, UNVERIFIED).", "",
+            "## Verdicts", "",
+            ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts.get(v)) or "No claim could be tested.", "",
+            *(f"- {v.line()}" for v in tested)]
+
+
+def _ours_section(e: Evidence) -> list[str]:
+    parts = ["", "## Our runs beside the published numbers", "", ours_markdown(e.table), "",
+             "Mean ± sample std over finished seeds; the 95% CI of our mean is t-based. The difference's CI is "
+             "Welch's when the paper gives a std (its n runs), else a one-sample t interval against the single "
+             "published number. Diverged seeds are counted, not averaged."
+             + (f" {e.ref.notes.evaluation}" if e.ref.notes.evaluation else ""), ""]
+    if "published" in e.images:
+        parts += [f"![ours against the published numbers]({e.images['published']})", ""]
+    return parts
+
+
+def _gap_section(e: Evidence) -> list[str]:
+    if not len(e.factors):
+        return []
+    return ["## Gap analysis: factors tested for verdicts that failed", "",
+            "Each factor run changes one thing against the row's own run (`factors` of the claim in "
+            "published.yaml). It *accounts for the gap* when it beats the row's run (effect CI above 0) and "
+            "matches the published value within the claim's tolerance, *closes part of the gap* when it beats "
+            "the row's run without matching, *matches the paper, effect not resolved* when it matches but its "
+            "effect's CI includes 0, *widens* the gap when worse, and otherwise *explains nothing*.", "",
+            factors_markdown(e.factors), "",
+            *(f"![factors of {k.split(':', 1)[1]}]({v})" for k, v in e.images.items() if k.startswith("factors:")),
+            ""]
+
+
+def _ablations_section(e: Evidence) -> list[str]:
+    if "ablations" not in e.images:
+        return []
+    return ["## Ablations", "", f"Every other run of the study without a published row or a factor sweep, "
+            f"against {e.policy} (Welch 95% CI); the `better` claims above give the verdicts on the paper's own "
+            "findings.", "", f"![ablations]({e.images['ablations']})", ""]
+
+
+def _range_tests_section(e: Evidence) -> list[str]:
+    return [line for label, rt in e.range_tests.items()
+            for line in range_test_markdown(label, rt, e.images[f"range_test:{label}"])]
+
+
+def _curves_section(e: Evidence) -> list[str]:
+    parts = ["## Test accuracy against iteration", "", f"![accuracy against iteration]({e.images['accuracy']})", "",
+             f"## Iterations to {e.baseline}'s final accuracy", ""]
+    if "speed" in e.images:
+        parts += [f"![iterations to target]({e.images['speed']})", ""]
+    parts += [speed_markdown(e.speed) if len(e.speed) else f"No finished {e.baseline} run: no target.", "",
+              "## Schedules", "", f"![schedules]({e.images['schedules']})", ""]
+    for key, heading, alt in (("limited", e.ref.notes.limited_data, "accuracy by training-set size"),
+                              ("epochs", e.ref.notes.epochs, "accuracy against epochs")):
+        if key in e.images:
+            parts += [f"## {heading}", "", f"![{alt}]({e.images[key]})", ""]
+    return parts
+
+
+def _runs_section(e: Evidence) -> list[str]:
+    return [*other_studies_markdown(e.out), "## Runs", "", runs_markdown(e.runs.summaries), "",
+            "## Claims not tested by this study", "", *(f"- {v.line()}" for v in e.found if v.verdict == "not run"),
+            "", "## Published rows not run by this study", "", not_run_markdown(e.table, e.ref).rstrip("\n")]
+
+
+def _candidates_section(e: Evidence) -> list[str]:
+    return ["", candidates_markdown(e.candidates, e.ref).rstrip("\n")] if len(e.candidates) else []
+
+
+SECTIONS = (_verdicts_section, _ours_section, _gap_section, _ablations_section, _range_tests_section,
+            _curves_section, _runs_section, _candidates_section)
+
+
+def render_markdown(evidence: Evidence) -> str:
+    """The report page: verdicts first, then the evidence, one section after another."""
+    return "\n".join(line for section in SECTIONS for line in section(evidence)).rstrip("\n") + "\n"
 
 
 def combined_range_tests(groups: dict[str, list[Path]]) -> dict[str, dict[str, Any]]:
@@ -382,10 +430,8 @@ def write_report(runs: RunSet, out: Path, policy: str, baseline: str,
     title = report_title(table, policy, baseline)
     lines = [v.line() for v in found if v.verdict != "not run"]
     write_json(out / VERDICTS_FILE, {"title": title, "built_from": source, "verdicts": lines})
-    text = render_markdown(title, source, table, speed, found, images, tests, runs, ref, policy, baseline,
-                           factors, out)
-    if len(candidates):
-        text = text.rstrip("\n") + "\n\n" + candidates_markdown(candidates, ref)
+    text = render_markdown(Evidence(title, source, runs, ref, policy, baseline, table, speed, found, factors,
+                                    candidates, tests, images, out))
     atomic_write(out / "report.md", lambda p: p.write_text(text))
     page = to_html(text, out, title)
     atomic_write(out / "report.html", lambda p: p.write_text(page))

@@ -123,6 +123,14 @@ class StudyNotWorse(_NotWorseRule, _Claim):
     """A study's own pair (its policy and baseline fill the text)."""
 
 
+class Notes(_Strict):
+    """The reference's own sentences in the report, so the report code names no paper."""
+
+    evaluation: str = ""  # after the table of ours beside the published numbers: how the papers measured theirs
+    limited_data: str = "Accuracy by training-set size"  # the limited-data figure's heading
+    epochs: str = "Accuracy against epochs"  # the accuracy-by-budget figure's heading
+
+
 Claim = Annotated[Speedup | NotWorse | Better | GapGrows | MatchesPublished, Field(discriminator="type")]
 StudyClaim = Annotated[StudySpeedup | StudyNotWorse, Field(discriminator="type")]
 
@@ -136,6 +144,7 @@ class Published(_Strict):
     claims: list[Claim]
     study_claims: list[StudyClaim]
     independent_sources: dict[str, str]
+    notes: Notes = Notes()
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,7 @@ class Reference:
     datasets: dict[str, int]
     groups: dict[str, dict[str, Any]]
     independent_sources: dict[str, str]  # name -> who ran the reproduction, how, and where its numbers are
+    notes: Notes = Notes()
 
     def row(self, key: str) -> dict[str, Any]:
         found = next((r for r in self.rows if r["key"] == key), None)
@@ -210,7 +220,8 @@ def load_reference(path: Path | str | None = None) -> Reference:
     if len(set(ids)) < len(ids):
         raise ConfigError(f"{name}: duplicate claim ids {sorted({i for i in ids if ids.count(i) > 1})}")
     return Reference(rows, claims, [c.model_dump(exclude_none=True) for c in data.study_claims], data.datasets,
-                     {k: g.model_dump(exclude_none=True) for k, g in data.groups.items()}, data.independent_sources)
+                     {k: g.model_dump(exclude_none=True) for k, g in data.groups.items()}, data.independent_sources,
+                     data.notes)
 
 
 def _first_error(err: ValidationError) -> str:
