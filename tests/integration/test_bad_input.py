@@ -165,3 +165,19 @@ def test_check_tracking_names_a_server_that_refuses_our_host_name() -> None:
         server.shutdown()
         server.server_close()
     assert f"--allowed-hosts 127.0.0.1:{server.server_address[1]}" in str(err.value)
+
+
+def test_lock_finds_dvc_beside_the_interpreter_when_path_lacks_it() -> None:
+    """The venv's python run without activating the venv (PATH without its bin/): pipelines/lock.py uses the dvc
+    installed beside that python instead of a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "pipelines/lock.py", "--check", "dvc.yaml"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
+    assert "recorded stage" in proc.stdout, proc.stdout

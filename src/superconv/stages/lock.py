@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from superconv.common.errors import ConfigError
 from superconv.common.provenance import PROVENANCE_FILE, changed_code
 
 PIPELINES = ("dvc.yaml", "studies/dvc.yaml")
@@ -30,7 +32,13 @@ ABSENT = ("deleted", "not in cache")  # not materialized in this checkout, which
 
 
 def _dvc(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["dvc", *args], capture_output=True, text=True)
+    """DVC from PATH, else the one installed beside this interpreter (a venv's python run without activating it)."""
+    beside = Path(sys.executable).with_name("dvc")
+    dvc = shutil.which("dvc") or (str(beside) if beside.is_file() else None)
+    if dvc is None:
+        raise ConfigError("dvc is not on PATH nor beside this Python: install the project (make install) or "
+                          "activate its venv (. .venv/bin/activate)")
+    return subprocess.run([dvc, *args], capture_output=True, text=True)
 
 
 def _lock(pipeline: Path) -> dict[str, dict]:
@@ -131,6 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return check(args.pipelines) if args.check else accept(args.pipelines)
-    except RuntimeError as err:
+    except (RuntimeError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
