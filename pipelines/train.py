@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from superconv.stages.cli import hydra_choice, run_guarded, sweep_defaults
-from superconv.stages.config import report_names
+from superconv.stages.compose import report_names
 from superconv.stages.train import train_stage
 
 

@@ -48,7 +48,7 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """sklearn digits prepared once into a session data root."""
-    from superconv.stages.config import compose_stage_config
+    from superconv.stages.compose import compose_stage_config
     from superconv.stages.prepare import prepare_stage
 
     root = tmp_path_factory.mktemp("prepared")

@@ -13,7 +13,7 @@ from PIL import Image
 from superconv.core.data.prepared import Split
 from superconv.core.data.sources import write_idx
 from superconv.core.data.sources_cifar import CIFAR_LAYOUTS
-from superconv.stages.config import compose_stage_config
+from superconv.stages.compose import compose_stage_config
 from superconv.stages.prepare import prepare_stage
 
 rng = np.random.default_rng(0)

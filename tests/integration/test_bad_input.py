@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from omegaconf import OmegaConf
 
-from superconv.stages.config import ConfigError, check_tracking
+from superconv.common.errors import ConfigError
+from superconv.stages.preflight import check_tracking
+from superconv.stages.schema import Tracking
 from tests.conftest import TINY
 
 
@@ -129,13 +130,17 @@ def not_http_port() -> Iterator[int]:
     server.close()
 
 
+def _tracking(uri: str) -> Tracking:
+    return Tracking(enabled=True, uri=uri, experiment="superconv", system_metrics=False)
+
+
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:notaport", "http://", "https://127.0.0.1:9/",
                                  "http://127.0.0.1:{not_http_port}/"])
 def test_check_tracking_names_any_unusable_http_uri(uri, not_http_port) -> None:
     """Refused, malformed, or not HTTP at all: a ConfigError (exit 2 in the CLIs) on one line, no traceback."""
     uri = uri.format(not_http_port=not_http_port)
     with pytest.raises(ConfigError, match="cannot be reached") as err:
-        check_tracking(OmegaConf.create({"tracking": {"enabled": True, "uri": uri}}))
+        check_tracking(_tracking(uri))
     assert f"tracking.uri={uri} " in str(err.value) and "\n" not in str(err.value)
 
 
@@ -160,7 +165,7 @@ def test_check_tracking_names_a_server_that_refuses_our_host_name() -> None:
     uri = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with pytest.raises(ConfigError, match="refuses the host name") as err:
-            check_tracking(OmegaConf.create({"tracking": {"enabled": True, "uri": uri}}))
+            check_tracking(_tracking(uri))
     finally:
         server.shutdown()
         server.server_close()

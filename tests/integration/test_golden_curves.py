@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from superconv.stages.config import compose_stage_config
+from superconv.stages.compose import compose_stage_config
 from superconv.stages.range_test import range_test_stage
 from superconv.stages.train import train_stage
 from tests.conftest import TINY

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from superconv.common.tracking import flatten
-from superconv.report.mlflow_import import client_for, import_study, read_study
+from superconv.common.tracking import flatten, store_client
+from superconv.report.mlflow_import import import_study, read_study
 from superconv.report.mlflow_runs import find_runs, run_record
 from tests.conftest import ROOT, run_cli
 
@@ -62,7 +62,7 @@ def study(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
 
 def _import(path: Path, uri: str):
     spec = read_study(path)
-    return import_study(client_for(uri), spec.name, Path(spec.results), Path(spec.report.out), path, echo=False)
+    return import_study(store_client(uri), spec.name, Path(spec.results), Path(spec.report.out), path, echo=False)
 
 
 def _children(client: MlflowClient, name: str) -> dict[str, object]:

@@ -147,7 +147,7 @@ def test_artifacts_download_over_http_and_land_in_the_destination(mlflow_server,
 
 def test_server_refuses_host_names_outside_allowed_hosts_but_not_on_health(mlflow_server) -> None:
     """Why docs/scale_out_cluster.md says --allowed-hosts for a server reached by name, and why
-    check_tracking probes an API path after /health (superconv.stages.config._check_host_allowed)."""
+    check_tracking probes an API path after /health (superconv.stages.preflight._check_host_allowed)."""
     uri, _ = mlflow_server
     port = urlparse(uri).port
 

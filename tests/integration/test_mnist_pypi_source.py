@@ -12,7 +12,7 @@ import torch
 
 from superconv.core.data.prepared import load_prepared
 from superconv.core.data.sources import IDX_FILES
-from superconv.stages.config import compose_stage_config
+from superconv.stages.compose import compose_stage_config
 from superconv.stages.prepare import prepare_stage
 
 pytestmark = pytest.mark.network

@@ -14,7 +14,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from superconv.stages.config import CONF_DIR, compose_stage_config
+from superconv.stages.compose import CONF_DIR, compose_stage_config
 from superconv.stages.train import train_stage
 from tests.synthetic import prepare, raw_sources
 

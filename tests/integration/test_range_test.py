@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from superconv.common.errors import ConfigError
 from superconv.common.tracking import Tracker
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import load_prepared
@@ -21,7 +22,8 @@ from superconv.core.engine import FP32, Trainable, classification_step, held_out
 from superconv.core.models.lenet import LeNet
 from superconv.core.range_rules import RULES, suggest
 from superconv.core.range_test import run_range_test
-from superconv.stages.config import ConfigError, compose_stage_config, validate_range_test
+from superconv.stages.compose import compose_stage_config
+from superconv.stages.rules import validate_range_test
 from tests.conftest import TINY
 
 SUGGESTION_KEYS = {"method", "max_lr", "min_lr", "min_lr_divisor", "rules", "diverged_lr", "protocol", "start_lr",

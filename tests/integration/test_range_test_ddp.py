@@ -17,7 +17,7 @@ from superconv.core.data.prepared import load_prepared
 from superconv.core.engine import FP32, Trainable, classification_step
 from superconv.core.models.lenet import LeNet
 from superconv.core.range_test import run_range_test
-from superconv.stages.config import compose_stage_config
+from superconv.stages.compose import compose_stage_config
 from tests.conftest import TINY
 
 

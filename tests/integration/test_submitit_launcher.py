@@ -25,7 +25,7 @@ def test_slurm_preset_renders_the_expected_sbatch_script(tmp_path, monkeypatch) 
     from hydra.utils import instantiate
     from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 
-    from superconv.stages.config import CONF_DIR
+    from superconv.stages.compose import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", [*TINY, "hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path}",

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from superconv.stages.config import compose_stage_config
+from superconv.stages.compose import compose_stage_config
 from superconv.stages.train import train_stage
 from tests.conftest import TINY
 

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from superconv.common.tracking import Tracker
-from superconv.stages.config import compose_stage_config
+from superconv.stages.compose import compose_stage_config
 from superconv.stages.train import train_stage
 from tests.conftest import TINY
 

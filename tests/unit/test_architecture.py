@@ -1,6 +1,7 @@
 """The package's import rules hold: the import-linter contracts of pyproject.toml ([tool.importlinter]: the layers
-bench > stages > core | report > common, an import-free package root, torch-free common/report, a report stage
-without core), and no import cycle among superconv modules at all.
+bench > stages > core | report > common, an import-free package root, torch-free common/report, a core that takes
+typed settings (no omegaconf or hydra), a torch-free config schema and report stage, a CLI without core), and no
+import cycle among superconv modules at all.
 
 Every import counts, those inside functions and under ``if TYPE_CHECKING:`` too (grimp reads them all). Importing
 ``a.b.c`` also runs ``a/__init__.py`` and ``a/b/__init__.py``, so a package ``__init__`` that imported its own
@@ -111,14 +112,18 @@ def test_the_import_linter_contracts_are_kept() -> None:
     proc = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)  # reads [tool.importlinter] of the pyproject.toml in cwd
     assert proc.returncode == 0, f"lint-imports found broken contracts:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
-    assert "4 kept, 0 broken" in proc.stdout, proc.stdout[-3000:]
+    assert "6 kept, 0 broken" in proc.stdout, proc.stdout[-3000:]
 
 
 def test_the_contracts_state_the_layers() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     contracts = {c["id"]: c for c in config["contracts"]}
     assert config["root_package"] == PACKAGE
-    assert set(contracts) == {"layers", "root", "torch_free", "cli"}
+    assert set(contracts) == {"layers", "root", "torch_free", "core_untied", "schema_torch_free", "cli"}
+    assert contracts["core_untied"]["source_modules"] == ["superconv.core"]
+    assert set(contracts["core_untied"]["forbidden_modules"]) == {"omegaconf", "hydra"}
+    torch_free = set(contracts["schema_torch_free"]["source_modules"])
+    assert {"superconv.stages.schema", "superconv.stages.report"} <= torch_free
     layers = contracts["layers"]
     assert layers["containers"] == [PACKAGE] and layers["exhaustive"] is True
     assert layers["layers"] == ["bench", "stages", "core | report", "common"]
@@ -149,5 +154,15 @@ def test_a_stage_imports_no_heavy_library_until_it_uses_it(module: str) -> None:
     figure, a tracked run), so an MNIST run with tracking off never loads them."""
     heavy = ("torchvision", "seaborn", "scipy", "mlflow")
     code = f"import sys, {module}; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "", f"importing {module} loads {loaded.strip()}"
+
+
+@pytest.mark.parametrize("module", ["superconv.stages.report", "superconv.stages.schema", "superconv.core.choices"])
+def test_the_schema_and_the_report_stage_load_no_torch(module: str) -> None:
+    """The report stage validates its config against the schema, which checks choices core implements: they live in
+    the import-free ``core.choices``, so neither loads torch (seconds per process; the contract above says so
+    statically, this says so of what a process really loads, lazy imports included)."""
+    code = f"import sys, {module}; print(' '.join(m for m in ('torch', 'torchvision') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "", f"importing {module} loads {loaded.strip()}"

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from superconv.core.data.augment import Augment, crop_at, pad
-from superconv.stages.config import CONF_DIR
+from superconv.stages.compose import CONF_DIR
 
 
 def batch(n: int = 64, seed: int = 0, size: int = 8) -> torch.Tensor:

@@ -15,7 +15,7 @@ from torch import nn
 
 from superconv.bench import common, gpu_budget, throughput
 from superconv.bench.__main__ import main as bench
-from superconv.stages.config import CONF_DIR
+from superconv.stages.compose import CONF_DIR
 
 
 def test_compare_runs_ours_and_bare_and_writes_the_ratios(tmp_path: Path, mlflow_uri: str) -> None:

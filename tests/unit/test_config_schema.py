@@ -13,14 +13,9 @@ import yaml
 from superconv.common.errors import ConfigError
 from superconv.core.schedules import POLICIES
 from superconv.stages import schema
-from superconv.stages.config import (
-    CONF_DIR,
-    compose_stage_config,
-    validate_prepare,
-    validate_range_test,
-    validate_report,
-    validate_train,
-)
+from superconv.stages.compose import CONF_DIR, compose_stage_config
+from superconv.stages.rules import validate_prepare, validate_range_test, validate_train
+from superconv.stages.schema import validate_report
 
 VALIDATE = {"train": validate_train, "range_test": validate_range_test, "prepare": validate_prepare,
             "report": validate_report}

@@ -17,14 +17,8 @@ from superconv.core.models import count_parameters
 from superconv.core.schedules import Schedule, build_schedule
 from superconv.report.reference import load_reference
 from superconv.report.tables import matched_row
-from superconv.stages.config import (
-    CONF_DIR,
-    PROJECT_ROOT,
-    compose_stage_config,
-    iterations_per_epoch,
-    report_names,
-    validate_train,
-)
+from superconv.stages.compose import CONF_DIR, PROJECT_ROOT, compose_stage_config, report_names
+from superconv.stages.rules import iterations_per_epoch, validate_train
 
 CLR_PC = ["triangular", "multistep"]
 PRESETS = {

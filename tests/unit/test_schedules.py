@@ -182,7 +182,8 @@ def test_fastai_cosine_midpoints() -> None:
 
 @pytest.mark.parametrize("policy", ["fastai_one_cycle", "torch_one_cycle", "exp"])
 def test_new_templates_compose_with_recipe_values(policy: str) -> None:
-    from superconv.stages.config import compose_stage_config, iterations_per_epoch, validate_train
+    from superconv.stages.compose import compose_stage_config
+    from superconv.stages.rules import iterations_per_epoch, validate_train
 
     recipe = {"fastai_one_cycle": "{unit: iteration, length: 400, max_lr: 0.5}",
               "torch_one_cycle": "{unit: iteration, length: 400, max_lr: 0.5, three_phase: true}",
@@ -203,7 +204,9 @@ def test_new_templates_compose_with_recipe_values(policy: str) -> None:
                                                    ("schedule.anneal_strategy=step", "anneal_strategy"),
                                                    ("schedule.div_factor=0", "div_factor")])
 def test_torch_one_cycle_bad_values_name_the_key(override: str, message: str) -> None:
-    from superconv.stages.config import ConfigError, compose_stage_config, validate_train
+    from superconv.common.errors import ConfigError
+    from superconv.stages.compose import compose_stage_config
+    from superconv.stages.rules import validate_train
 
     cfg = compose_stage_config("train", ["experiment=paper_mnist_lenet", "schedule=torch_one_cycle",
                                          "++recipe.torch_one_cycle={unit: iteration, length: 400, max_lr: 0.5}",

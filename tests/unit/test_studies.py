@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from superconv.common.errors import ConfigError
 from superconv.report.reference import load_reference
-from superconv.stages import config as C
+from superconv.stages import compose, rules
 from superconv.stages.study import apply_profile, expand, load_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +34,8 @@ def test_every_run_of_the_study_composes_and_validates(path: Path) -> None:
     for job in expand(spec, threads=1):
         first.setdefault(job.name, job)
     for job in first.values():
-        cfg = C.compose_stage_config(job.stage, list(job.overrides))
-        (C.validate_train if job.stage == "train" else C.validate_range_test)(cfg)
+        cfg = compose.compose_stage_config(job.stage, list(job.overrides))
+        (rules.validate_train if job.stage == "train" else rules.validate_range_test)(cfg)
 
 
 def test_published_runs_land_on_their_rows_and_studies_do_not_share_results() -> None:
@@ -49,8 +49,8 @@ def test_published_runs_land_on_their_rows_and_studies_do_not_share_results() ->
         experiments = {o.split("=", 1)[1] for r in spec.runs.values() for o in r.overrides
                        if o.startswith("experiment=")}
         # a preset may file its rows under another experiment's (the limited-data rows are Fig 1a's)
-        experiments |= {OmegaConf.select(C.compose_stage_config("train", [f"experiment={e}"]), "report_experiment")
-                        for e in experiments} - {None}
+        experiments |= {OmegaConf.select(compose.compose_stage_config("train", [f"experiment={e}"]),
+                                         "report_experiment") for e in experiments} - {None}
         published = [name for name in spec.runs if any(f"{e}/{name}" in keys for e in experiments)]
         assert {spec.report.policy, spec.report.baseline} <= {n.split("@")[0] for n in published}, path
         assert len(published) >= 2, f"{path}: fewer than two runs match a published row"
@@ -71,7 +71,7 @@ def test_the_ci_profile_keeps_the_report_pair_at_three_iterations(path: Path) ->
     assert {spec.report.policy, spec.report.baseline} <= base_names(ci)
     for job in expand(ci, threads=1):
         assert job.seed in (spec.profiles["ci"].seeds or spec.seeds)
-        cfg = C.compose_stage_config(job.stage, list(job.overrides))
+        cfg = compose.compose_stage_config(job.stage, list(job.overrides))
         assert cfg.trainer.max_iterations == 3 and not cfg.tracking.enabled, job.label
 
 

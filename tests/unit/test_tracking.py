@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from superconv.common.tracking import Tracker, _experiment_id, artifact_root
+from superconv.common.tracking import Tracker, artifact_root, experiment_id
 
 
 def test_artifact_root_sits_beside_a_sqlite_store(tmp_path, monkeypatch) -> None:
@@ -22,7 +22,7 @@ def test_an_experiment_created_in_a_temporary_copy_keeps_its_artifacts_beside_th
         mlflow_uri, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # as a queued `dvc exp run` in .dvc/tmp/exps/tmpXXXX would be
     client = MlflowClient(mlflow_uri)
-    location = client.get_experiment(_experiment_id(client, "artifact-root-probe")).artifact_location
+    location = client.get_experiment(experiment_id(client, "artifact-root-probe")).artifact_location
     store_dir = Path(mlflow_uri.removeprefix("sqlite:///")).resolve().parent
     assert location.removeprefix("file://") == str(store_dir / "mlruns" / "artifact-root-probe")
     assert not location.removeprefix("file://").startswith(str(tmp_path))
@@ -34,7 +34,7 @@ def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
 
 def test_a_background_flush_reaches_the_store_and_a_resend_adds_no_duplicate(mlflow_uri) -> None:
     client = MlflowClient(mlflow_uri)
-    run_id = client.create_run(_experiment_id(client, "background-flush")).info.run_id
+    run_id = client.create_run(experiment_id(client, "background-flush")).info.run_id
     tracker = Tracker(client, run_id, flush_every=None)
     for step in range(5):
         tracker.log_metrics({"train_loss": 1.0 / (step + 1), "lr": 0.1}, step=step)
@@ -50,7 +50,7 @@ def test_a_background_flush_reaches_the_store_and_a_resend_adds_no_duplicate(mlf
 
 def test_a_resend_fills_in_a_flush_that_never_arrived(mlflow_uri) -> None:
     client = MlflowClient(mlflow_uri)
-    run_id = client.create_run(_experiment_id(client, "lost-flush")).info.run_id
+    run_id = client.create_run(experiment_id(client, "lost-flush")).info.run_id
     lost = [["train_loss", 0.5, 1_700_000_000_000, step] for step in range(3)]
     Tracker(client, run_id).resend(lost)
     assert [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, "train_loss"),

@@ -2,8 +2,9 @@
 they are timed against, device clocks and names, argument checks and interleaved repeats. Every other bench module
 imports this one; it imports none of them.
 
-It imports no ``superconv.stages`` module at load (``stage_data`` does, when called): the stages' config schema pulls
-in pydantic and torchvision, which the GPU self-check (``superconv.bench.selfcheck``) runs without."""
+Of the stages it imports only ``stages.training`` at load (torch, core and Hydra; ``stage_data`` imports the rest when
+called): the stages' config schema pulls in pydantic, which the GPU self-check (``superconv.bench.selfcheck``) runs
+without."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ from omegaconf import DictConfig
 from superconv.core.data.augment import Augment
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import Prepared, Split
-from superconv.core.engine import AMP_DTYPES, build_trainable, place_model, seed_everything, sgd_step
-from superconv.core.models import build_model
+from superconv.core.engine import AMP_DTYPES, place_model, seed_everything, sgd_step
 from superconv.core.schedules import Schedule
+from superconv.stages.training import build_model, composed, trainable
 
 RESULTS_DIR = Path("outputs/bench")
 T = TypeVar("T")
@@ -77,7 +78,7 @@ def run_bare(cfg: DictConfig, data: Any, iterations: int, schedule: Schedule) ->
     device = data.device
     synchronize(device)
     start = time.perf_counter()
-    model = place_model(build_model(cfg.model), device, cfg.trainer.channels_last)
+    model = place_model(build_model(composed(cfg)[0]), device, cfg.trainer.channels_last)
     opt = bare_optimizer(cfg, model, schedule.lr_at(0), schedule.momentum_at(0))
     amp = cfg.trainer.amp
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
@@ -103,14 +104,14 @@ def time_data_and_step(next_batch: Callable[[int], tuple[torch.Tensor, torch.Ten
                        device: torch.device, iterations: int, warmup: int) -> dict[str, float]:
     """Mean seconds per iteration of ``next_batch(k)`` (data) and of ``engine.sgd_step`` on it (step).
 
-    A fresh model and optimizer of ``cfg`` as the train stage builds them (``engine.build_trainable``); the two
+    A fresh model and optimizer of ``cfg`` as the train stage builds them (``stages.training.trainable``); the two
     clocks are read alternately in the same iterations (after ``warmup`` untimed ones), with the device synchronised
     before each read.
     """
     seed_everything(int(cfg.seed))
     # lr 0.1, momentum 0.9: the triangular recipe's start; any finite LR times alike
-    trainable = build_trainable(cfg, device, lr=0.1, momentum=0.9)
-    trainable.step_model.train()
+    stepped = trainable(*composed(cfg), device, lr=0.1, momentum=0.9)
+    stepped.step_model.train()
     data_s = step_s = 0.0
     for k in range(warmup + iterations):
         synchronize(device)
@@ -118,7 +119,7 @@ def time_data_and_step(next_batch: Callable[[int], tuple[torch.Tensor, torch.Ten
         x, y = next_batch(k)
         synchronize(device)
         ready = time.perf_counter()
-        sgd_step(trainable.step_model, trainable.optimizer, x, y, trainable.precision)
+        sgd_step(stepped.step_model, stepped.optimizer, x, y, stepped.precision)
         synchronize(device)
         done = time.perf_counter()
         if k >= warmup:

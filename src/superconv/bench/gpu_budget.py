@@ -31,7 +31,8 @@ from superconv.bench.throughput import MODELS, PEAKS, device_peak, find_peak, fl
 from superconv.common.io import write_json
 from superconv.core.engine import resolve_device
 from superconv.core.schedules import build_schedule
-from superconv.stages.config import CONF_DIR, compose_stage_config, iterations_per_epoch
+from superconv.stages.compose import CONF_DIR, compose_stage_config
+from superconv.stages.rules import iterations_per_epoch
 from superconv.stages.study import expand, load_study
 
 DEFAULT_SEEDS = 4  # the paper's runs per row: paper 2 (arXiv:1803.09820) Table 2, mean ± std of 4 runs

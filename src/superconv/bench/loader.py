@@ -32,7 +32,7 @@ from superconv.common.io import write_json
 from superconv.core.data.augment import Augment
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import Prepared, Split
-from superconv.stages.config import compose_stage_config
+from superconv.stages.compose import compose_stage_config
 
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
 

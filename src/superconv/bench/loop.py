@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from superconv.bench.common import (
     RESULTS_DIR,
@@ -45,8 +45,10 @@ from superconv.core.data.loader import DeviceData
 from superconv.core.engine import resolve_device, seed_everything
 from superconv.core.loop import Checkpointing
 from superconv.core.schedules import build_schedule
-from superconv.stages.config import compose_stage_config, iterations_per_epoch
-from superconv.stages.train import run_summary, run_training
+from superconv.stages.compose import compose_stage_config
+from superconv.stages.rules import iterations_per_epoch
+from superconv.stages.train import run_summary
+from superconv.stages.training import composed, run_training
 
 BENCH_EXPERIMENT = "superconv-bench"  # MLflow experiment of the benchmark's runs (never the study's)
 
@@ -122,7 +124,7 @@ def _progress_sink(show: bool) -> Iterator[None]:
 
 def run_ours(cfg: DictConfig, data: DeviceData, test: DeviceData, tracked: bool, workdir: Path,
              show_progress: bool = False) -> dict[str, float]:
-    """``core.loop.run_loop`` as the train stage runs it (``stages.train.run_training``).
+    """``core.loop.run_loop`` as the train stage runs it (``stages.training.run_training``).
 
     seconds: build_trainable (model and optimizer), the loop, the final metrics flush to MLflow and the final
     checkpoint, less evaluation. (``LoopResult.wall_s``, which summary.json's images/s uses, counts the loop, its
@@ -133,10 +135,11 @@ def run_ours(cfg: DictConfig, data: DeviceData, test: DeviceData, tracked: bool,
     with open_dict(run_cfg):
         run_cfg.tracking.enabled = tracked
     start = time.perf_counter()
-    with _progress_sink(show_progress), tracked_run(run_cfg, "bench", "bench", {"superconv.bench": "true"}) as tracker:
+    with _progress_sink(show_progress), tracked_run(OmegaConf.to_container(run_cfg, resolve=True), "bench", "bench",
+                                                        {"superconv.bench": "true"}) as tracker:
         timed = TimedTracker(tracker)
         entered = time.perf_counter()
-        result = run_training(run_cfg, schedule, data, test, timed, Checkpointing(workdir / "checkpoint.pt"))
+        result = run_training(*composed(run_cfg), schedule, data, test, timed, Checkpointing(workdir / "checkpoint.pt"))
         left = time.perf_counter()
     end = time.perf_counter()
     summary = run_summary(result, run_cfg, schedule)

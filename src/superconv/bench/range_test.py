@@ -24,12 +24,12 @@ from superconv.common.io import write_json
 from superconv.common.tracking import Tracker
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import load_prepared
-from superconv.core.engine import FP32, Trainable, build_trainable, classification_step, held_out, seed_everything
+from superconv.core.engine import FP32, Trainable, classification_step, held_out, seed_everything
 from superconv.core.loop import Checkpointing
 from superconv.core.range_test import run_range_test
 from superconv.core.schedules import build_schedule
-from superconv.stages.config import compose_stage_config
-from superconv.stages.train import run_training
+from superconv.stages.compose import compose_stage_config
+from superconv.stages.training import composed, run_training, trainable
 
 
 def _config(iterations: int, batch: int, threads: int, eval_every: int, eval_size: int) -> DictConfig:
@@ -49,7 +49,7 @@ def _config(iterations: int, batch: int, threads: int, eval_every: int, eval_siz
 def _train_its(cfg: DictConfig, data: DeviceData, test: DeviceData) -> float:
     seed_everything(0, cfg.trainer.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_training(cfg, build_schedule(cfg.schedule, 1.0), data, test, Tracker(),
+        result = run_training(*composed(cfg), build_schedule(cfg.schedule, 1.0), data, test, Tracker(),
                               Checkpointing(Path(tmp) / "ckpt.pt"))
     return result.iterations / (result.wall_s - result.eval_s)
 
@@ -59,8 +59,8 @@ def _range_its(cfg: DictConfig, data: DeviceData, test: DeviceData, evaluated: b
     rt, trainer = cfg.range_test.copy(), cfg.trainer
     with open_dict(rt):
         rt.eval_every = rt.eval_every if evaluated else None
-    trainable = build_trainable(cfg, data.device, float(rt.start_lr), float(rt.momentum))  # the ramp's first values
-    sgd = classification_step(trainable, data, int(trainer.total_batch))
+    built = trainable(*composed(cfg), data.device, float(rt.start_lr), float(rt.momentum))  # the ramp's first values
+    sgd = classification_step(built, data, int(trainer.total_batch))
     stepped: list[int] = []
 
     def step(it: int) -> torch.Tensor:
@@ -69,7 +69,7 @@ def _range_its(cfg: DictConfig, data: DeviceData, test: DeviceData, evaluated: b
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run_range_test(rt, trainable, step, held_out(trainable, test, int(trainer.eval_batch), int(rt.eval_size)),
+        run_range_test(rt, built, step, held_out(built, test, int(trainer.eval_batch), int(rt.eval_size)),
                        Tracker(), iterations_per_epoch=len(data) / trainer.total_batch, batch=int(trainer.total_batch),
                        log_every=int(trainer.log_every), progress=False,
                        checkpointing=Checkpointing(Path(tmp) / "ckpt.pt"))
@@ -82,13 +82,13 @@ def _range_its(cfg: DictConfig, data: DeviceData, test: DeviceData, evaluated: b
 def loop_overhead_us(iterations: int = 20_000) -> float:
     """Per-iteration cost of the range-test loop itself (ramp, smoothing, records, stop check), step excluded."""
     model = torch.nn.Linear(2, 1)
-    trainable = Trainable(model, model, torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9), FP32)
+    bare = Trainable(model, model, torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9), FP32)
     rt = OmegaConf.create({"protocol": "linear", "start_lr": 0.0, "end_lr": 0.1, "iterations": iterations,
                            "eval_every": None, "momentum": 0.9, "smooth_beta": 0.98, "stop_factor": None,
                            "diverge_factor": 4.0})
     loss = torch.tensor(1.0)
     start = time.perf_counter()
-    run_range_test(rt, trainable, lambda it: loss, None, Tracker(), progress=False)
+    run_range_test(rt, bare, lambda it: loss, None, Tracker(), progress=False)
     return (time.perf_counter() - start) / iterations * 1e6
 
 

@@ -6,8 +6,9 @@ runs these checks, each ``passed``, ``failed`` or ``skipped`` with its reason, i
 
 - ``cuda_device``: torch sees a GPU; failed when the machine has an NVIDIA device that torch cannot use.
 - ``train_<model>_<precision>_<mode>``: every ``conf/model/`` model (composed from ``conf/`` as the stages compose
-  it) memorises one small synthetic batch of its input shape through our loop (``engine.build_trainable``,
-  ``core.loop.run_loop``, ``classification_step``, ``held_out``, the divergence guard) in fp32, bf16 and fp16 (with
+  it) memorises one small synthetic batch of its input shape through our loop (``stages.training``: the stages'
+  model and optimizer build, ``core.loop.run_loop``, ``classification_step``, ``held_out``, the divergence guard) in
+  fp32, bf16 and fp16 (with
   the GradScaler), each eager and compiled with ``torch.compile``; passed when every loss is finite and the last
   iterations' mean is below the first ones'.
 - ``ours_vs_bare``: our loop against the bare PyTorch loop of ``bench compare`` (``bench.common.run_bare``);
@@ -26,9 +27,9 @@ distribution): omegaconf, hydra-core, antlr4-python3-runtime, PyYAML, packaging 
 PyYAML's optional C extension). ``OPTIONAL`` ones are imported only when installed: attrs (omegaconf's), the
 ``hydra_plugins`` namespace (when a Hydra plugin is installed), torchvision and pillow (the ResNet-50 checks, skipped
 without torchvision), mlflow with its own dependencies and nvidia-ml-py (the MLflow check, on CUDA only).
-``tests/integration/test_selfcheck.py`` holds a CPU run to these lists. So it reuses no module that pulls in more:
-``bench.loop``, ``bench.loader`` and the stages import pandas, matplotlib, pydantic or torchvision, and this module
-composes ``conf/`` and sets up the loop (as ``stages.train.run_training`` does) itself.
+``tests/integration/test_selfcheck.py`` holds a CPU run to these lists. So of the stages it reuses only the two
+modules that pull in nothing more, ``stages.compose`` and ``stages.training`` (``bench.loop``, ``bench.loader`` and
+the other stages import pandas, matplotlib or pydantic).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from superconv.bench.common import (
     device_name,
@@ -73,14 +74,13 @@ from superconv.core.data.loader import DeviceData
 from superconv.core.distributed import process_group
 from superconv.core.engine import (
     Trainable,
-    build_trainable,
-    classification_step,
-    held_out,
     resolve_device,
     seed_everything,
 )
-from superconv.core.loop import DivergenceGuard, LoopResult, LoopSettings, run_loop
+from superconv.core.loop import LoopResult
 from superconv.core.schedules import build_schedule
+from superconv.stages.compose import compose_stage_config
+from superconv.stages.training import composed, train_loop, trainable
 
 # What the self-check imports beyond torch and what torch imports itself, as top-level module -> distribution (None:
 # a namespace); tests/integration/test_selfcheck.py holds a CPU run to it.
@@ -93,7 +93,6 @@ OPTIONAL = {  # imported only when installed
     "mlflow": "mlflow", "pynvml": "nvidia-ml-py",  # the MLflow check, on CUDA (mlflow with its own dependencies)
 }
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"  # the checkout's, as stages.config.CONF_DIR
 OUT_DIR = Path("outputs/selfcheck")
 PRECISIONS = {"fp32": None, "bf16": "bf16", "fp16": "fp16"}  # name -> trainer.amp
 MODES = ("eager", "compile")
@@ -149,24 +148,13 @@ def skipped(name: str, reason: str) -> Check:
 
 
 # ------------------------------------------------------------------------------------------------ our loop
-def compose_train(overrides: list[str]) -> DictConfig:
-    """``conf/train.yaml`` with overrides, as ``stages.config.compose_stage_config`` composes it (that module
-    imports the pydantic schema and torchvision)."""
-    if not CONF_DIR.is_dir():
-        raise FileNotFoundError(f"{CONF_DIR} not found: run the self-check from a checkout (pip install -e .)")
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
-
-
 def case_config(case: ModelCase, device: torch.device, iterations: int, amp: str | None = None,
                 compile_model: bool = False, extra: tuple[str, ...] = ()) -> DictConfig:
     """The train config of ``case`` on ``device``: ``iterations`` at a constant LR, one evaluation at the end, no
     checkpoints, no tracking, no progress bar."""
     cuda = device.type == "cuda"
     size = case.gpu_image_size if cuda else case.cpu_image_size
-    return compose_train([
+    return compose_stage_config("train", [
         f"model={case.group}", f"dataset={case.dataset}", *case.overrides,
         *([f"dataset.image_size={size}"] if size else []), "schedule=constant",
         f"++recipe.constant={{unit: iteration, length: {iterations}, base_lr: {case.lr}, momentum: 0.9}}",
@@ -195,24 +183,16 @@ class Run:
 
 
 def train_run(cfg: DictConfig, data: DeviceData, tracker: Tracker | None = None) -> Run:
-    """``core.loop.run_loop`` set up as ``stages.train.run_training`` sets it up (that module imports pandas and
-    matplotlib): the trainable at the schedule's first lr/momentum, one ``classification_step`` per global batch,
-    ``held_out`` on ``data`` at the last iteration, the trainer's divergence guard."""
-    trainer = cfg.trainer
-    iterations_per_epoch = len(data) / trainer.total_batch
-    schedule = build_schedule(cfg.schedule, iterations_per_epoch)
-    settings = LoopSettings(iterations=int(trainer.max_iterations), iterations_per_epoch=iterations_per_epoch,
-                            batch=int(trainer.total_batch), eval_every=int(trainer.eval_every),
-                            log_every=int(trainer.log_every), checkpoint_every=0, progress=False, desc="selfcheck")
+    """A training run as the train stage runs it (``stages.training``: the trainable at the schedule's first
+    lr/momentum, then ``train_loop``), on ``data`` for training and the evaluation at the last iteration."""
+    schedule = build_schedule(cfg.schedule, len(data) / cfg.trainer.total_batch)
     seed_everything(int(cfg.seed))
     synchronize(data.device)
     start = time.perf_counter()
-    trainable = build_trainable(cfg, data.device, schedule.lr_at(0), schedule.momentum_at(0))
-    result = run_loop(trainable, schedule, classification_step(trainable, data, settings.batch),
-                      held_out(trainable, data, int(trainer.eval_batch)), settings,
-                      DivergenceGuard(trainer.divergence_factor), tracker or Tracker())
+    stepped = trainable(*composed(cfg), data.device, schedule.lr_at(0), schedule.momentum_at(0))
+    result = train_loop(stepped, cfg.trainer, schedule, data, data, tracker or Tracker())
     synchronize(data.device)
-    return Run(result, time.perf_counter() - start - result.eval_s, trainable)
+    return Run(result, time.perf_counter() - start - result.eval_s, stepped)
 
 
 def loss_falls(name: str, losses: list[float], stop_reason: str | None, iterations: int, **figures: Any) -> Check:
@@ -355,9 +335,9 @@ def tracked_metrics(cfg: DictConfig, data: DeviceData, seconds: float) -> dict[s
     mlflow.set_system_metrics_samples_before_logging(1)
     try:
         with tempfile.TemporaryDirectory(prefix="superconv-selfcheck-") as tmp:
-            tracking = OmegaConf.create({"stage": "selfcheck", "tracking": {
+            tracking = {"stage": "selfcheck", "tracking": {
                 "enabled": True, "uri": f"sqlite:///{tmp}/mlflow.db", "experiment": "superconv-selfcheck",
-                "system_metrics": True}})
+                "system_metrics": True}}
             with tracked_run(tracking, "selfcheck", "selfcheck", {}) as tracker:
                 start = time.perf_counter()
                 while time.perf_counter() - start < seconds:

@@ -35,9 +35,10 @@ from superconv.bench.common import (
 )
 from superconv.common.io import write_json
 from superconv.core.engine import Precision, place_model, resolve_device, seed_everything, sgd_step
-from superconv.core.models import build_model, count_parameters
+from superconv.core.models import count_parameters
 from superconv.core.optim import build_optimizer
-from superconv.stages.config import compose_stage_config
+from superconv.stages.compose import compose_stage_config
+from superconv.stages.training import build_model, composed, optimizer_spec
 
 
 # ------------------------------------------------------------------------------------------------ peak table
@@ -148,7 +149,7 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, backwa
 def flops_per_image(cfg: DictConfig, device: torch.device | None = None, images: int = 2) -> dict[str, float]:
     """Training (forward + backward) and evaluation (forward) FLOPs per image of ``cfg``'s model and shape."""
     device = device or torch.device("cpu")
-    model = place_model(build_model(cfg.model), device, bool(cfg.trainer.channels_last))
+    model = place_model(build_model(composed(cfg)[0]), device, bool(cfg.trainer.channels_last))
     ds = cfg.dataset
     x = torch.randn(images, ds.channels, ds.image_size, ds.image_size, device=device)
     if cfg.trainer.channels_last:
@@ -179,8 +180,8 @@ def measure_model(spec: ModelSpec, *, device: torch.device, batch: int, iteratio
     cfg = model_config(spec, image_size)
     seed_everything(0)
     data, _ = synthetic_data(cfg, batch, 1, device)
-    model = place_model(build_model(cfg.model), device, bool(cfg.trainer.channels_last))
-    optimizer = build_optimizer(cfg.optimizer, model, lr=1e-4, momentum=0.9)  # a step's speed does not depend on them
+    model = place_model(build_model(composed(cfg)[0]), device, bool(cfg.trainer.channels_last))
+    optimizer = build_optimizer(optimizer_spec(composed(cfg)[1]), model, lr=1e-4, momentum=0.9)  # speed: any lr
     precision = Precision.for_device(device, amp)
     x, y = data.batch(0, batch)
     model.train()

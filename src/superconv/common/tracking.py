@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 STUDY_TAG = "superconv.study"
 ROLE_TAG = "superconv.role"
 # Keys that are never logged as params (environment-derived or paths that differ per machine).
@@ -26,10 +24,8 @@ UNLOGGED_KEYS = ("tracking.uri",)
 log = logging.getLogger(__name__)
 
 
-def flatten(cfg: Mapping[str, Any] | DictConfig, prefix: str = "") -> dict[str, str]:
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Dotted key -> string value, for ``log_params`` (lists stay whole, as their YAML text)."""
-    if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True)
     flat: dict[str, str] = {}
     for key, value in cfg.items():
         name = f"{prefix}{key}"
@@ -146,8 +142,8 @@ def _run_exists(client: Any, run_id: str) -> bool:
     return True
 
 
-def _client(cfg: DictConfig) -> Any:
-    """A client whose store is ready.
+def store_client(uri: str) -> Any:
+    """A client of the store at ``uri``, ready for use.
 
     Parallel first starts of a SQLite store race on its schema migration ("table ... already
     exists"), so the first use of a SQLite store is serialised with a lock file beside the database.
@@ -155,13 +151,12 @@ def _client(cfg: DictConfig) -> Any:
     from filelock import FileLock
     from mlflow.tracking import MlflowClient
 
-    uri = str(cfg.tracking.uri)
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri)
     with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300):
-        client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)
-    return client
+        ready = MlflowClient(tracking_uri=uri)
+        ready.search_experiments(max_results=1)
+    return ready
 
 
 def artifact_root(uri: str, name: str) -> str | None:
@@ -177,8 +172,13 @@ def artifact_root(uri: str, name: str) -> str | None:
     return str(store.parent / "mlruns" / re.sub(r"[^A-Za-z0-9._-]", "_", name))
 
 
-def _experiment_id(client: Any, name: str) -> str:
+def experiment_id(client: Any, name: str) -> str:
+    """The experiment ``name``: created on first use (with its artifacts beside a SQLite store), or restored when it
+    was deleted in the UI (a deleted experiment keeps its name and takes no new run)."""
     exp = client.get_experiment_by_name(name)
+    if exp is not None and exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+        log.warning("restored the deleted MLflow experiment %r", name)
     if exp is not None:
         return exp.experiment_id
     try:
@@ -211,50 +211,51 @@ def study_run_id(client: Any, experiment_id: str, study: str) -> str:
 
 
 @contextmanager
-def tracked_run(cfg: DictConfig, run_name: str, study: str, tags: Mapping[str, str],
+def tracked_run(config: Mapping[str, Any], run_name: str, study: str, tags: Mapping[str, str],
                 resume_run_id: str | None = None, writer: bool = True) -> Iterator[Tracker]:
-    """Open a child run of ``study`` with the flattened config as params (or reopen ``resume_run_id``,
-    the run of a resumed checkpoint); close it with its status.
+    """Open a child run of ``study`` with the flattened resolved ``config`` as params (or reopen ``resume_run_id``,
+    the run of a resumed checkpoint); close it with its status. ``config["tracking"]`` says where, and whether.
 
     The run ends FINISHED, FAILED (an exception; the reason is tagged) or KILLED (SIGINT/SIGTERM).
     Metrics are buffered until ``Tracker.flush`` (the training loop flushes at each checkpoint), so a
     run killed with -9 and resumed logs every step exactly once.
     """
-    if not (cfg.tracking.enabled and writer):
+    tracking = config["tracking"]
+    if not (tracking["enabled"] and writer):
         yield Tracker()
         return
-    client = _client(cfg)
-    exp_id = _experiment_id(client, cfg.tracking.experiment)
-    parent = study_run_id(client, exp_id, study)
-    all_tags = {"mlflow.parentRunId": parent, STUDY_TAG: study, ROLE_TAG: cfg.stage,
+    store = store_client(tracking["uri"])
+    exp_id = experiment_id(store, tracking["experiment"])
+    parent = study_run_id(store, exp_id, study)
+    all_tags = {"mlflow.parentRunId": parent, STUDY_TAG: study, ROLE_TAG: config["stage"],
                 "superconv.git_commit": git_commit(), **tags}
-    if resume_run_id is not None and not _run_exists(client, resume_run_id):
+    if resume_run_id is not None and not _run_exists(store, resume_run_id):
         # the checkpoint's run is in another store (the run directory was copied, or the store was removed):
         # a new run here, which the stage fills with the rows before the checkpoint (Tracker.recreated)
         log.warning("the checkpoint's MLflow run %s is not in %s: logging the resumed run as a new run",
-                    resume_run_id, cfg.tracking.uri)
+                    resume_run_id, tracking["uri"])
         all_tags = {**all_tags, "superconv.resumed_from_run": resume_run_id}
         resume_run_id, recreated = None, True
     else:
         recreated = False
     if resume_run_id is not None:
         run_id = resume_run_id
-        client.update_run(run_id, status="RUNNING")
-        client.set_tag(run_id, "superconv.resumed", "true")
+        store.update_run(run_id, status="RUNNING")
+        store.set_tag(run_id, "superconv.resumed", "true")
     else:
-        run_id = client.create_run(exp_id, run_name=run_name, tags=all_tags).info.run_id
+        run_id = store.create_run(exp_id, run_name=run_name, tags=all_tags).info.run_id
         from mlflow.entities import Param
 
-        items = [Param(k, v[:6000]) for k, v in flatten(cfg).items()]
+        items = [Param(k, v[:6000]) for k, v in flatten(config).items()]
         for start in range(0, len(items), 100):
-            client.log_batch(run_id, params=items[start : start + 100])
-    tracker = Tracker(client, run_id, flush_every=None)
+            store.log_batch(run_id, params=items[start : start + 100])
+    tracker = Tracker(store, run_id, flush_every=None)
     tracker.recreated = recreated
     monitor = None
-    if cfg.tracking.system_metrics:
+    if tracking["system_metrics"]:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-        monitor = SystemMetricsMonitor(run_id, tracking_uri=cfg.tracking.uri, resume_logging=resume_run_id is not None)
+        monitor = SystemMetricsMonitor(run_id, tracking_uri=tracking["uri"], resume_logging=resume_run_id is not None)
         monitor.start()
     status = "FAILED"
     try:
@@ -264,17 +265,17 @@ def tracked_run(cfg: DictConfig, run_name: str, study: str, tags: Mapping[str, s
         status = "KILLED"
         raise
     except Exception as err:
-        client.set_tag(run_id, "superconv.failure_reason", str(err)[:5000])
+        store.set_tag(run_id, "superconv.failure_reason", str(err)[:5000])
         raise
     finally:
         tracker.flush()
         if monitor is not None:
             monitor.finish()
-        client.set_terminated(run_id, status)
+        store.set_terminated(run_id, status)
 
 
-def log_to_study(cfg: DictConfig, study: str, directory: Path) -> None:
+def log_to_study(uri: str, experiment: str, study: str, directory: Path) -> None:
     """Attach a directory (the report) to the study's parent run."""
-    client = _client(cfg)
-    parent = study_run_id(client, _experiment_id(client, cfg.tracking.experiment), study)
-    client.log_artifacts(parent, str(directory), "report")
+    store = store_client(uri)
+    parent = study_run_id(store, experiment_id(store, experiment), study)
+    store.log_artifacts(parent, str(directory), "report")

@@ -27,14 +27,13 @@ import torch
 
 from superconv.common.errors import ConfigError
 
-MODES = ("pinned", "native")
 PINNED_CAPABILITY = "AVX2"
 PINNED_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_DYNAMIC": "FALSE",
               "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def pin_cpu(mode: str, threads: int | None) -> dict[str, str]:
-    """Put this process in ``mode`` (one of MODES, as the schema checked) with ``threads`` intra-op threads
+    """Put this process in ``mode`` (one of choices.CPU_MODES, as the schema checked) with ``threads`` intra-op threads
     (None: torch's default, native only) and return what took effect; a pinned mode that could not take effect
     is a ConfigError, before any compute."""
     pinned = mode == "pinned"

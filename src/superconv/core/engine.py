@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
+from superconv.core import choices
 from superconv.core.data.loader import DeviceData
 from superconv.core.distributed import global_sum, local_rank, rank, world_size, wrap_for_ddp
-from superconv.core.models import build_model
-from superconv.core.optim import build_optimizer
+from superconv.core.optim import OptimizerSpec, build_optimizer
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,18 +34,30 @@ def place_model(model: torch.nn.Module, device: torch.device, channels_last: boo
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def build_training_model(cfg: DictConfig, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(model, step_model): the bare model, and what steps it (DDP under torchrun, torch.compile when asked).
+@dataclass(frozen=True)
+class EngineSettings:
+    """The trainer values that decide how a model is placed and stepped: core's own settings, which the stages fill
+    from the validated config (core reads no config library)."""
+
+    channels_last: bool
+    sync_bn: bool
+    compile: bool
+    cudnn_benchmark: bool
+    amp: str | None  # a key of AMP_DTYPES; None: fp32
+
+
+def build_training_model(model: torch.nn.Module, engine: EngineSettings,
+                         device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(model, step_model): the bare model on ``device``, and what steps it (DDP under torchrun, torch.compile when
+    asked).
 
     Checkpoints and evaluation use the bare model, so a checkpoint resumes under any world size.
     """
-    trainer = cfg.trainer
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = bool(trainer.cudnn_benchmark)
-    wrapped = wrap_for_ddp(place_model(build_model(cfg.model), device, trainer.channels_last), device,
-                           bool(trainer.sync_bn))
+        torch.backends.cudnn.benchmark = engine.cudnn_benchmark
+    wrapped = wrap_for_ddp(place_model(model, device, engine.channels_last), device, engine.sync_bn)
     model = wrapped.module if isinstance(wrapped, DistributedDataParallel) else wrapped
-    return model, torch.compile(wrapped) if trainer.compile else wrapped
+    return model, torch.compile(wrapped) if engine.compile else wrapped
 
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
@@ -66,7 +77,7 @@ def set_hyperparameters(optimizer: torch.optim.Optimizer, lr: float, momentum: f
             group["momentum"] = momentum
 
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_DTYPES = {name: getattr(torch, dtype) for name, dtype in choices.AMP_DTYPES.items()}
 
 
 @dataclass
@@ -160,11 +171,13 @@ class Trainable:
             self.precision.scaler.load_state_dict(state["scaler"])
 
 
-def build_trainable(cfg: DictConfig, device: torch.device, lr: float, momentum: float) -> Trainable:
-    """Model, optimizer and precision of ``cfg``; the optimizer starts at the schedule's first lr/momentum."""
-    model, step_model = build_training_model(cfg, device)
-    optimizer = build_optimizer(cfg.optimizer, model, lr, momentum)
-    return Trainable(model, step_model, optimizer, Precision.for_device(device, cfg.trainer.amp))
+def build_trainable(model: torch.nn.Module, optimizer: OptimizerSpec, engine: EngineSettings, device: torch.device,
+                    lr: float, momentum: float) -> Trainable:
+    """``model`` placed and wrapped, its optimizer and precision; the optimizer starts at the schedule's first
+    lr/momentum."""
+    model, step_model = build_training_model(model, engine, device)
+    return Trainable(model, step_model, build_optimizer(optimizer, model, lr, momentum),
+                     Precision.for_device(device, engine.amp))
 
 
 def classification_step(trainable: Trainable, data: DeviceData, total_batch: int) -> Callable[[int], torch.Tensor]:

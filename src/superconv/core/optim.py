@@ -8,11 +8,11 @@ LeNet; PyTorch recipes usually exempt all 1-D parameters. This makes it a choice
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 
@@ -27,16 +27,24 @@ def param_groups(model: nn.Module, weight_decay: float, decay_bn_and_bias: bool)
     ]
 
 
-def build_optimizer(cfg: DictConfig, model: nn.Module, lr: float, momentum: float) -> torch.optim.Optimizer:
-    """The configured optimizer (Hydra partial) over ``param_groups`` of ``model``, at ``lr``/``momentum``.
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """The configured optimizer, as core takes it: ``make(params=, lr=, momentum=)`` builds it with its other
+    options bound (``torch.optim.SGD`` or ``CaffeSGD``), and the weight decay goes to ``param_groups``.
 
     lr and momentum belong to the schedule (the loop writes them every iteration), so they are not optimizer
-    settings; ``decay_bn_and_bias`` is ours, not the optimizer's, so it is taken out before instantiation.
+    settings; ``decay_bn_and_bias`` is ours, not the optimizer's.
     """
-    settings = OmegaConf.to_container(cfg, resolve=True)
-    decay_all = bool(settings.pop("decay_bn_and_bias", True))
-    groups = param_groups(model, float(settings["weight_decay"]), decay_all)
-    return instantiate(settings, _convert_="all")(params=groups, lr=lr, momentum=momentum)
+
+    make: Callable[..., torch.optim.Optimizer]
+    weight_decay: float
+    decay_bn_and_bias: bool
+
+
+def build_optimizer(spec: OptimizerSpec, model: nn.Module, lr: float, momentum: float) -> torch.optim.Optimizer:
+    """The optimizer of ``spec`` over ``param_groups`` of ``model``, at ``lr``/``momentum``."""
+    groups = param_groups(model, spec.weight_decay, spec.decay_bn_and_bias)
+    return spec.make(params=groups, lr=lr, momentum=momentum)
 
 
 class CaffeSGD(torch.optim.Optimizer):
@@ -48,8 +56,7 @@ class CaffeSGD(torch.optim.Optimizer):
     (examples/mnist/lenet_train_test.prototxt): parameters with one dimension get ``bias_lr_mult``.
     """
 
-    def __init__(self, params: Any, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                 bias_lr_mult: float = 1.0) -> None:
+    def __init__(self, params: Any, lr: float, momentum: float, weight_decay: float, bias_lr_mult: float) -> None:
         groups = list(params)
         if groups and not isinstance(groups[0], dict):
             groups = [{"params": groups}]

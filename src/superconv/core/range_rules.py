@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
 
+from superconv.core.choices import RULES as RULES
 from superconv.core.range_test import RangeTestResult
 
-RULES = ("accuracy_peak", "valley", "steepest", "min_loss_div10")
 TAIL_SKIP = 5  # fastai lr_find: losses[num_it//10 : -5]
 
 
@@ -107,30 +106,22 @@ class NoSuggestion(RuntimeError):
     """The configured rule found no value on this curve; the message lists what the other rules found."""
 
 
-def suggestion(result: RangeTestResult, rt: DictConfig) -> dict[str, Any]:
-    """suggestion.json's core: every rule's max_lr, the chosen rule's max/min LR, and how the curve was run."""
-    rules = suggest(result.rows, rt.iterations, result.diverged_iteration)
-    max_lr = rules[rt.rule]
+def suggestion(result: RangeTestResult, iterations: int, rule: str, min_lr_divisor: float) -> dict[str, Any]:
+    """suggestion.json's core: every rule's max_lr, the chosen ``rule``'s max/min LR (min = max / min_lr_divisor),
+    and how the run ended (the stage adds the values it ran with, as written)."""
+    rules = suggest(result.rows, iterations, result.diverged_iteration)
+    max_lr = rules[rule]
     if max_lr is None:
-        raise NoSuggestion(f"range_test.rule={rt.rule!r} found no value on this curve (rules: {rules}); "
+        raise NoSuggestion(f"range_test.rule={rule!r} found no value on this curve (rules: {rules}); "
                            "pick another rule or widen start_lr..end_lr.")
     return {
-        "method": rt.rule,
+        "method": rule,
         "max_lr": max_lr,
-        "min_lr": max_lr / rt.min_lr_divisor,
-        "min_lr_divisor": rt.min_lr_divisor,
+        "min_lr": max_lr / min_lr_divisor,
         "rules": rules,
         "diverged_lr": result.diverged_lr,
         "stopped_early": result.stopped_early,
-        "warnings": warnings_for(rules, rt.rule, result.rows, result.diverged_lr),
-        "protocol": rt.protocol,
-        "start_lr": rt.start_lr,
-        "end_lr": rt.end_lr,
-        "iterations_planned": rt.iterations,
+        "warnings": warnings_for(rules, rule, result.rows, result.diverged_lr),
+        "iterations_planned": iterations,
         "iterations_run": len(result.rows),
-        "eval_every": rt.eval_every,
-        "momentum": rt.momentum,
-        "smooth_beta": rt.smooth_beta,
-        "stop_factor": rt.stop_factor,
-        "diverge_factor": rt.diverge_factor,
     }

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from superconv.core.choices import POLICIES
+
 LrFn = Callable[[int], float]
 
 
@@ -186,10 +188,6 @@ def _torch_one_cycle_fns(cfg: Mapping[str, Any], total: int) -> tuple[LrFn, LrFn
     if not cfg["cycle_momentum"]:
         return lr_fn, partial(_constant, value=m_max)
     return lr_fn, partial(torch_one_cycle, start=m_max, peak=float(cfg["momentum_min"]), end=m_max, **common)
-
-
-POLICIES = ("one_cycle", "fastai_one_cycle", "torch_one_cycle", "triangular", "triangular2", "exp_range", "inv",
-            "multistep", "step", "exp", "constant")
 
 
 def build_schedule(cfg: Mapping[str, Any], iterations_per_epoch: float) -> Schedule:

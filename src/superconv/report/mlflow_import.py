@@ -39,7 +39,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, identity_digest, run_identity
-from superconv.common.tracking import ROLE_TAG, STUDY_TAG, flatten, git_commit, study_run_id
+from superconv.common.tracking import (
+    ROLE_TAG,
+    STUDY_TAG,
+    experiment_id,
+    flatten,
+    git_commit,
+    store_client,
+    study_run_id,
+)
 from superconv.report.results import RUN_FILES, study_run_name
 
 # Bump when what a child logs changes: every child's digest then differs and the next import replaces each once.
@@ -178,18 +186,6 @@ def _search(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
         token = page.token
         if not token:
             return runs
-
-
-def experiment_id(client: Any, name: str) -> str:
-    """The experiment ``name``: created with its artifacts beside a SQLite store (``common.tracking``'s rule), or
-    restored when it was deleted in the UI (a deleted experiment keeps its name and takes no new run)."""
-    from superconv.common.tracking import _experiment_id
-
-    exp = client.get_experiment_by_name(name)
-    if exp is not None and exp.lifecycle_stage == "deleted":
-        client.restore_experiment(exp.experiment_id)
-        print(f"restored the deleted experiment {name!r}")
-    return _experiment_id(client, name)
 
 
 def _child_tags(study: str, run: RunDir, parent: str, digest: str, config: Mapping[str, Any],
@@ -378,15 +374,6 @@ def import_study(client: Any, study: str, results: Path, report: Path, study_fil
     return done
 
 
-def client_for(uri: str) -> Any:
-    """An MlflowClient whose store is ready (``common.tracking``'s: a SQLite store's first use is serialised)."""
-    from omegaconf import OmegaConf
-
-    from superconv.common.tracking import _client
-
-    return _client(OmegaConf.create({"tracking": {"uri": uri}}))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python pipelines/mlflow_import.py",
@@ -398,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         spec = read_study(args.study_file)
-        done = import_study(client_for(args.tracking_uri), spec.name, Path(spec.results), Path(spec.report.out),
+        done = import_study(store_client(args.tracking_uri), spec.name, Path(spec.results), Path(spec.report.out),
                             args.study_file)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""What the training and range-test stages share: the prepared data they read and the checks before compute."""
+"""What the training and range-test stages share: the data on the device, tags, resume, and the files beside a run."""
 
 from __future__ import annotations
 
@@ -11,60 +11,31 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from superconv.common.errors import ConfigError
 from superconv.common.io import atomic_write, write_json
 from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, identity_digest, loaded_code, run_identity
 from superconv.common.tracking import Tracker
 from superconv.core.checkpoint import load_resumable
-from superconv.core.cpu_mode import cpu_facts, pin_cpu
+from superconv.core.cpu_mode import cpu_facts
 from superconv.core.data.augment import Augment
 from superconv.core.data.loader import DeviceData
-from superconv.core.data.prepared import Prepared, read_meta
+from superconv.core.data.prepared import Prepared
 from superconv.core.distributed import world_size
-from superconv.core.engine import resolve_device, seed_everything
 from superconv.core.loop import Checkpointing
-from superconv.stages import config as C
+from superconv.stages.schema import Run
 
 log = logging.getLogger(__name__)
 
 
-def dataset_dir(cfg: DictConfig) -> Path:
-    """``<data_root>/<dataset.prepared_name>``; datasets without that key use their name."""
-    return Path(cfg.data_root) / OmegaConf.select(cfg.dataset, "prepared_name", default=cfg.dataset.name)
-
-
-def check_dataset(cfg: DictConfig) -> dict[str, Any]:
-    """The prepared dataset must exist and match the config (before any compute)."""
-    meta = read_meta(dataset_dir(cfg))
-    if meta["split_sizes"]["train"] != cfg.dataset.train_size:
-        raise ConfigError(
-            f"dataset.train_size={cfg.dataset.train_size} but {dataset_dir(cfg)} holds "
-            f"{meta['split_sizes']['train']} training images: fix dataset.train_size or re-run prepare."
-        )
-    return meta
-
-
-def device_data(cfg: DictConfig, prepared: Prepared, device: torch.device, augment: Augment) -> tuple[
+def device_data(run: Run, prepared: Prepared, device: torch.device, augment: Augment) -> tuple[
         DeviceData, DeviceData]:
     """Both splits on ``device``, normalised as the dataset config says; only the training split is augmented."""
-    ds = cfg.dataset
+    ds = run.dataset
     kwargs = {"device": device, "input_scale": ds.input_scale, "mean": ds.mean, "std": ds.std,
-              "channels_last": cfg.trainer.channels_last, "seed": cfg.seed}
+              "channels_last": run.trainer.channels_last, "seed": run.seed}
     return DeviceData(prepared.train, augment=augment, **kwargs), DeviceData(prepared.test, **kwargs)
 
 
-def preflight(cfg: DictConfig) -> tuple[dict[str, Any], torch.device]:
-    """After validation, before compute: dataset matches, out= writable, MLflow reachable; the CPU mode (before
-    the first kernel); seed; device."""
-    meta = check_dataset(cfg)
-    C.check_writable("out", cfg.out)
-    C.check_tracking(cfg)
-    pin_cpu(cfg.trainer.cpu_mode, cfg.trainer.threads)
-    seed_everything(cfg.seed)
-    return meta, resolve_device(cfg.trainer.device)
-
-
-def run_tags(cfg: DictConfig, meta: dict[str, Any], device: torch.device) -> dict[str, str]:
+def run_tags(run: Run, meta: dict[str, Any], device: torch.device) -> dict[str, str]:
     """MLflow tags of a run: its dataset, the devices it ran on (a GPU run is searchable as one) and what decided
     its CPU numerics (``superconv.cpu.*``)."""
     if device.type == "cuda":
@@ -74,7 +45,7 @@ def run_tags(cfg: DictConfig, meta: dict[str, Any], device: torch.device) -> dic
     return {"superconv.dataset": meta["dataset"], "superconv.dataset_source": meta["source"],
             "superconv.dataset_sha256": meta["sha256"]["train.pt"], "superconv.device": name,
             "superconv.device_type": device.type, "superconv.device_count": str(world_size()),
-            **{f"superconv.cpu.{k}": v for k, v in cpu_facts(cfg.trainer.cpu_mode).items()}}
+            **{f"superconv.cpu.{k}": v for k, v in cpu_facts(run.trainer.cpu_mode).items()}}
 
 
 def resumable(cfg: DictConfig) -> tuple[Checkpointing, dict[str, Any] | None, str]:
@@ -95,8 +66,8 @@ def backfill(tracker: Tracker, resume: dict[str, Any] | None, rows: list[dict[st
         tracker.log_rows(rows[: resume["loop"]["iteration"]])
 
 
-def study_name(cfg: DictConfig, default: str) -> str:
-    return cfg.study if cfg.study else default
+def study_name(run: Run, default: str) -> str:
+    return run.study or default
 
 
 def write_config(out: Path, cfg: DictConfig) -> None:
@@ -105,9 +76,9 @@ def write_config(out: Path, cfg: DictConfig) -> None:
     atomic_write(Path(out, CONFIG_FILE), lambda p: p.write_text(OmegaConf.to_yaml(cfg, resolve=True)))
 
 
-def write_provenance(out: Path, cfg: DictConfig) -> None:
+def write_provenance(out: Path, cpu_mode: str) -> None:
     """The code this process ran (every superconv module loaded) and its environment, written when it ends."""
     write_json(Path(out, PROVENANCE_FILE), {
         "code": loaded_code(), "python": platform.python_version(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
-        "processor": platform.processor() or None, "cpu": cpu_facts(cfg.trainer.cpu_mode)})
+        "processor": platform.processor() or None, "cpu": cpu_facts(cpu_mode)})

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 
 from superconv.stages.cli import run_guarded
-from superconv.stages.config import compose_stage_config, validate_train
+from superconv.stages.compose import compose_stage_config
+from superconv.stages.rules import validate_train
 
 
 def main(argv: list[str] | None = None) -> None:

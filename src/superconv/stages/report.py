@@ -23,7 +23,7 @@ def report_stage(cfg: DictConfig) -> dict[str, Any]:
     for line in built["verdicts"]:
         print(line)
     if cfg.tracking.enabled and cfg.study:
-        log_to_study(cfg, cfg.study, Path(cfg.out))
+        log_to_study(cfg.tracking.uri, cfg.tracking.experiment, cfg.study, Path(cfg.out))
     return built
 
 

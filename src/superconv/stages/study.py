@@ -48,7 +48,7 @@ from superconv.report.claims import SEQUENTIAL_TYPES, claim_parts, sequences
 from superconv.report.reference import load_reference
 from superconv.report.results import RUN_FILES, load_study_runs
 from superconv.report.sequential import Plan
-from superconv.stages import config as C
+from superconv.stages import compose
 
 log = logging.getLogger("superconv.study")
 
@@ -265,9 +265,9 @@ def staleness(job: Job) -> str | None:
     result, recorded = job.out / RESULT_FILE[job.stage], job.out / PROVENANCE_FILE
     if not (result.is_file() and recorded.is_file() and (job.out / CONFIG_FILE).is_file()):
         return "not run"
-    composed = C.compose_stage_config(job.stage, list(job.overrides))
+    composed = compose.compose_stage_config(job.stage, list(job.overrides))
     if job.stage == "range_test":
-        C.cap_range_test(composed)
+        compose.cap_range_test(composed)
     changes = identity_changes(run_identity(yaml.safe_load((job.out / CONFIG_FILE).read_text())),
                                run_identity(OmegaConf.to_container(composed, resolve=True)))
     if changes:

@@ -15,33 +15,23 @@ from superconv.common.errors import ConfigError, Diverged
 from superconv.common.io import atomic_write, write_json
 from superconv.common.metrics import iterations_to_target
 from superconv.common.tracking import Tracker, tracked_run
-from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import load_prepared
 from superconv.core.distributed import is_rank0, process_group
-from superconv.core.engine import build_trainable, classification_step, held_out
-from superconv.core.loop import (
-    EVAL_COLUMNS,
-    IN_MEMORY,
-    TRAIN_COLUMNS,
-    Checkpointing,
-    DivergenceGuard,
-    LoopResult,
-    LoopSettings,
-    run_loop,
-)
+from superconv.core.loop import EVAL_COLUMNS, TRAIN_COLUMNS, LoopResult
 from superconv.core.schedules import Schedule
-from superconv.stages import config as C
+from superconv.stages import rules
 from superconv.stages.common import (
     backfill,
-    dataset_dir,
     device_data,
-    preflight,
     resumable,
     run_tags,
     study_name,
     write_config,
     write_provenance,
 )
+from superconv.stages.preflight import dataset_dir, preflight
+from superconv.stages.schema import TrainConfig
+from superconv.stages.training import run_training
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +58,10 @@ def apply_lr_from(cfg: DictConfig) -> str:
     return str(path)
 
 
-def train_sizes(cfg: DictConfig) -> dict[str, int]:
+def train_sizes(run: TrainConfig) -> dict[str, int]:
     """Training images used and the dataset's full size: the report tells limited-data rows apart by them."""
-    size = int(cfg.dataset.train_size)
-    return {"train_size": size, "full_train_size": int(OmegaConf.select(cfg.dataset, "full_train_size",
-                                                                        default=size))}
+    size = run.dataset.train_size
+    return {"train_size": size, "full_train_size": run.dataset.full_train_size or size}
 
 
 def log_curves(tracker: Tracker, frame: pd.DataFrame, title: str) -> None:
@@ -87,7 +76,7 @@ def log_curves(tracker: Tracker, frame: pd.DataFrame, title: str) -> None:
         plt.close(figure)
 
 
-def run_summary(result: LoopResult, cfg: DictConfig, schedule: Schedule) -> dict[str, Any]:
+def run_summary(result: LoopResult, run: TrainConfig, schedule: Schedule) -> dict[str, Any]:
     """The run's headline numbers for summary.json, the report and MLflow."""
     evals = result.evaluations
     train_s = max(result.wall_s - result.eval_s, 1e-9)
@@ -97,35 +86,17 @@ def run_summary(result: LoopResult, cfg: DictConfig, schedule: Schedule) -> dict
         "best_test_acc": max((e["test_acc"] for e in evals), default=None),
         "iterations": result.iterations,
         "schedule_iterations": schedule.iterations,
-        "epochs": result.iterations * cfg.trainer.total_batch / cfg.dataset.train_size,
+        "epochs": result.iterations * run.trainer.total_batch / run.dataset.train_size,
         "wall_s": result.wall_s,
         "train_s": train_s,
         "eval_s": result.eval_s,
-        "images_per_s": result.iterations * cfg.trainer.total_batch / train_s,
-        "target_acc": cfg.target_acc,
-        "iterations_to_target": (None if cfg.target_acc is None or not evals else
-                                 iterations_to_target(pd.DataFrame(evals), float(cfg.target_acc))),
+        "images_per_s": result.iterations * run.trainer.total_batch / train_s,
+        "target_acc": run.target_acc,
+        "iterations_to_target": (None if run.target_acc is None or not evals else
+                                 iterations_to_target(pd.DataFrame(evals), run.target_acc)),
         "diverged": result.stop_reason is not None,
         "divergence_reason": result.stop_reason,
     }
-
-
-def run_training(cfg: DictConfig, schedule: Schedule, train_data: DeviceData, test_data: DeviceData,
-                 tracker: Tracker, checkpointing: Checkpointing = IN_MEMORY,
-                 resume: dict[str, Any] | None = None) -> LoopResult:
-    """``schedule`` (capped at trainer.max_iterations) through the loop: the model and optimizer of ``cfg`` at the
-    schedule's first lr/momentum, one SGD step per global batch, full test-set evaluation every
-    trainer.eval_every iterations, the trainer's divergence guard (the bench times exactly this)."""
-    trainer = cfg.trainer
-    n = schedule.iterations if trainer.max_iterations is None else min(schedule.iterations, int(trainer.max_iterations))
-    settings = LoopSettings(iterations=n, iterations_per_epoch=len(train_data) / trainer.total_batch,
-                            batch=int(trainer.total_batch), eval_every=int(trainer.eval_every),
-                            log_every=int(trainer.log_every), checkpoint_every=int(trainer.checkpoint_every or 0),
-                            progress=bool(trainer.progress), desc=f"train {schedule.policy}")
-    trainable = build_trainable(cfg, train_data.device, schedule.lr_at(0), schedule.momentum_at(0))
-    return run_loop(trainable, schedule, classification_step(trainable, train_data, settings.batch),
-                    held_out(trainable, test_data, int(trainer.eval_batch)), settings,
-                    DivergenceGuard(trainer.divergence_factor), tracker, checkpointing, resume)
 
 
 def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
@@ -134,27 +105,29 @@ def train_stage(cfg: DictConfig, run_name: str, default_study: str = "adhoc",
     lr_source = apply_lr_from(cfg)
     if lr_source != "config":
         run_name = f"{run_name}_lr_from_range_test"  # a different run from the recipe's, in tables and MLflow
-    checked = C.validate_train(cfg)
-    meta, device = preflight(cfg)
+    checked = rules.validate_train(cfg)
+    meta, device = preflight(checked.run)
     with process_group(device):
         return _train(cfg, checked, run_name, default_study, experiment, lr_source, meta, device)
 
 
-def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: str, experiment: str | None,
+def _train(cfg: DictConfig, checked: rules.Checked, run_name: str, default_study: str, experiment: str | None,
            lr_source: str, meta: dict[str, Any], device: Any) -> dict[str, Any]:
-    out, schedule = Path(cfg.out), checked.schedule
+    run, out, schedule = checked.run, Path(cfg.out), checked.schedule
     checkpointing, resume, identity = resumable(cfg)
-    train_data, test_data = device_data(cfg, load_prepared(dataset_dir(cfg)), device, checked.augment)
-    tags = {**run_tags(cfg, meta, device), "superconv.run": run_name, "superconv.experiment": str(experiment),
+    train_data, test_data = device_data(run, load_prepared(dataset_dir(run)), device, checked.augment)
+    tags = {**run_tags(run, meta, device), "superconv.run": run_name, "superconv.experiment": str(experiment),
             "superconv.seed": str(cfg.seed), "superconv.lr_source": lr_source, "superconv.identity": identity}
     if is_rank0():
         write_config(out, cfg)
-    with tracked_run(cfg, f"{run_name}-seed{cfg.seed}", study_name(cfg, default_study), tags,
-                     resume_run_id=resume["tracking_run_id"] if resume else None, writer=is_rank0()) as tracker:
-        result = run_training(cfg, schedule, train_data, test_data, tracker, checkpointing, resume)
+    with tracked_run(OmegaConf.to_container(cfg, resolve=True), f"{run_name}-seed{run.seed}",
+                     study_name(run, default_study), tags, resume_run_id=resume["tracking_run_id"] if resume else None,
+                     writer=is_rank0()) as tracker:
+        result = run_training(run.model.model_dump(by_alias=True), run.optimizer.model_dump(by_alias=True),
+                              run.trainer, schedule, train_data, test_data, tracker, checkpointing, resume)
         backfill(tracker, resume, result.rows)
-        summary = {**run_summary(result, cfg, schedule), "run": run_name, "seed": cfg.seed, "experiment": experiment,
-                   "policy": schedule.policy, **train_sizes(cfg), "lr_source": lr_source,
+        summary = {**run_summary(result, run, schedule), "run": run_name, "seed": cfg.seed, "experiment": experiment,
+                   "policy": schedule.policy, **train_sizes(run), "lr_source": lr_source,
                    "dataset_source": meta["source"],
                    "dataset_sha256": meta["sha256"]["train.pt"], "tracking_run_id": tracker.run_id,
                    "resumed": resume is not None,
@@ -163,7 +136,7 @@ def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: st
             frame = pd.DataFrame(result.rows, columns=METRIC_COLUMNS)
             atomic_write(out / "metrics.csv", lambda p: frame.to_csv(p, index=False))
             write_json(out / "summary.json", summary)
-            write_provenance(out, cfg)
+            write_provenance(out, run.trainer.cpu_mode)
             if tracker.active:  # drawing (and importing seaborn) only for a store that keeps the figure
                 log_curves(tracker, frame, f"{run_name} seed {cfg.seed}")
             for name in ("metrics.csv", "summary.json"):
@@ -173,6 +146,6 @@ def _train(cfg: DictConfig, checked: C.Checked, run_name: str, default_study: st
                                 step=result.iterations)
         if result.stop_reason:
             tracker.fail(f"diverged: {result.stop_reason}")
-            if cfg.trainer.fail_on_divergence:
+            if run.trainer.fail_on_divergence:
                 raise Diverged(result.stop_reason, out)
     return summary

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-PAD_MODES = ("zero", "reflect")
+from superconv.core.choices import PAD_MODES
 
 
 def _flip_draws(n: int, generator: torch.Generator) -> torch.Tensor:

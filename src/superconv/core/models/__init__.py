@@ -1,15 +1,9 @@
-"""Model architectures, built from ``conf/model/*.yaml`` with Hydra's instantiate."""
+"""Model architectures, one module each; the stages build the configured one (``conf/model/*.yaml``) by its
+``_target_``."""
 
 from __future__ import annotations
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig
-
-
-def build_model(cfg: DictConfig) -> torch.nn.Module:
-    """Instantiate the configured model (seed the RNG first for a reproducible init)."""
-    return instantiate(cfg)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from superconv.core.choices import SHORTCUTS
 from superconv.core.models.caffe import initialise, pooled_head
-
-SHORTCUTS = ("avgpool", "A", "B")
 
 
 def _pad_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
