@@ -1,13 +1,15 @@
 """Synthetic data in the sources' real formats, for tests: CIFAR archives in the official pickle format and
-ImageFolder trees of small random images."""
+ImageFolder trees of small random images; and the shipped models, built from their conf/model files."""
 
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from superconv.core.data.prepared import Split
@@ -15,8 +17,17 @@ from superconv.core.data.sources import write_idx
 from superconv.core.data.sources_cifar import CIFAR_LAYOUTS
 from superconv.stages.compose import compose_stage_config
 from superconv.stages.prepare import prepare_stage
+from superconv.stages.training import build_model
 
 rng = np.random.default_rng(0)
+
+
+def conf_model(name: str, dataset: str, **values: Any) -> torch.nn.Module:
+    """The model of conf/model/<name>.yaml at ``dataset``'s shape, built as a run builds it, ``values`` replacing
+    some of its settings (the shipped YAML is the one source of every other value: the constructors take no
+    defaults)."""
+    cfg = compose_stage_config("train", [f"model={name}", f"dataset={dataset}"])
+    return build_model({**OmegaConf.to_container(cfg.model, resolve=True), **values})
 
 
 def write_batch(path: Path, n: int, num_classes: int, label_key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -82,31 +82,42 @@ def _lock(repo: Path, *args: str, own_code: bool = False) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def test_lock_check_and_accepting_a_change_no_run_loaded(reproduced) -> None:
-    """Every stage depends on whole code folders, so a comment in study.py (which no training process loads) makes
-    every stage stale: --check says so, and --accept re-stamps the stages whose runs' provenance shows no loaded
-    module changed, refusing one whose runs loaded a changed module; `dvc repro` then re-runs only what records no
-    provenance (prepare, report), and trains nothing."""
+def test_lock_check_and_accepting_only_a_change_proven_number_neutral(reproduced) -> None:
+    """Every stage depends on whole code folders, so any edit makes every stage stale: --check says so. --accept
+    re-stamps a stage whose runs loaded no changed module as it is; for one whose runs did, it re-runs the first
+    seed of each named run and re-stamps only when the curve comes out byte for byte the same: a change that moves
+    the range test's smoothed loss is refused with the first difference named, a comment in the loop every run
+    loads is accepted with the evidence in each run's provenance. `dvc repro` then re-runs only what records no
+    provenance (prepare, range_spread, report), and trains nothing."""
     repo = reproduced
     assert _lock(repo, "--check") == (0, "0 recorded stages stale\n")
     study, loop = repo / "src/superconv/stages/study.py", repo / "src/superconv/core/loop.py"
-    original = loop.read_text()
+    smoothing = repo / "src/superconv/core/range_test.py"
+    loop_text, smoothing_text = loop.read_text(), smoothing.read_text()
     study.write_text(study.read_text() + "\n# a comment no run loads\n")
-    loop.write_text(original + "\n# a comment every training run loads\n")
+    smoothing.write_text(smoothing_text.replace("return self.avg / (1 - self.beta**self.count)",
+                                                "return 2 * self.avg / (1 - self.beta**self.count)"))
     rc, out = _lock(repo, "--check")
     assert rc == 1 and "stale dvc.yaml:train@inv-0: deps: src/superconv/core, src/superconv/stages" in out, out
-    lock_before = (repo / "dvc.lock").read_text()
     rc, out = _lock(repo, "--accept", own_code=True)
     assert rc == 1, out
-    assert "re-run dvc.yaml:train@inv-0: its runs loaded changed code: superconv/core/loop.py" in out
-    assert "accepted dvc.yaml:train" not in out  # no training stage re-stamped while a module it ran changed
-    loop.write_text(original)
+    assert "CHANGED dvc.yaml:range_test-0: row 1 (iteration 0), column smoothed_loss" in out, out
+    assert "re-run dvc.yaml:range_test: its runs loaded changed code: superconv/core/range_test.py" in out
+    assert "accepted dvc.yaml:range_test" not in out
+    assert "accepted dvc.yaml:train@inv-0: no module its runs loaded changed" in out  # no training run loads it
+    smoothing.write_text(smoothing_text)
+    loop.write_text(loop_text + "\n# a comment every training run and range test loads\n")
+    lock_before = (repo / "dvc.lock").read_text()
     rc, out = _lock(repo, "--accept", own_code=True)
     assert rc == 1, out  # prepare, range_spread and report record no provenance: they re-run
+    assert "(one per named run): train@one_cycle-0 train@inv-0 train_lr_from_range_test-0 range_test-0" in out, out
     for stage in ("range_test", "train@one_cycle-0", "train@inv-0", "train_lr_from_range_test@0"):
-        assert f"accepted dvc.yaml:{stage}: no module its runs loaded changed" in out, out
+        assert f"accepted dvc.yaml:{stage}: its named run re-ran bit-identical" in out, out
     assert "re-run dvc.yaml:report: its outputs record no provenance" in out
     assert (repo / "dvc.lock").read_text() != lock_before
+    record = json.loads((repo / "results/train/inv-0/provenance.json").read_text())
+    assert record["accepted"][-1]["evidence"] == "train@inv-0 re-run bit-identical (metrics.csv)"
+    assert record["accepted"][-1]["changed"] == ["superconv/core/loop.py"]
     repro = run_cli(["dvc", "repro"], cwd=repo).stdout
     assert "Running stage 'train" not in repro and "Running stage 'range_test'" not in repro, repro
     assert _lock(repo, "--check") == (0, "0 recorded stages stale\n")

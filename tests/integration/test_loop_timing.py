@@ -15,8 +15,8 @@ from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import load_prepared
 from superconv.core.engine import FP32, Trainable, classification_step, held_out
 from superconv.core.loop import Checkpointing, DivergenceGuard, LoopSettings, run_loop
-from superconv.core.models.lenet import LeNet
 from superconv.core.schedules import range_ramp
+from tests.synthetic import conf_model
 
 
 def test_wall_s_counts_every_segment_and_the_final_save(tmp_path, data_root) -> None:
@@ -24,7 +24,7 @@ def test_wall_s_counts_every_segment_and_the_final_save(tmp_path, data_root) -> 
     prepared = load_prepared(data_root / "digits")
     train = DeviceData(prepared.train, torch.device("cpu"), input_scale=1 / 256)
     test = DeviceData(prepared.test, torch.device("cpu"), input_scale=1 / 256)
-    model = LeNet()
+    model = conf_model("lenet", "digits")
     trainable = Trainable(model, model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), FP32)
     schedule = range_ramp("linear", 0.01, 0.02, 33, 0.9)
     settings = LoopSettings(iterations=33, iterations_per_epoch=10.0, batch=64, eval_every=10, log_every=5,

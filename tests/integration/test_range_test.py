@@ -19,11 +19,12 @@ from superconv.common.tracking import Tracker
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import load_prepared
 from superconv.core.engine import FP32, Trainable, classification_step, held_out
-from superconv.core.models.lenet import LeNet
-from superconv.core.range_rules import RULES, suggest
+from superconv.core.choices import RULES
+from superconv.core.range_rules import suggest
 from superconv.core.range_test import run_range_test
 from superconv.stages.compose import compose_stage_config
 from superconv.stages.rules import validate_range_test
+from superconv.stages.training import build_model
 from tests.conftest import TINY
 
 SUGGESTION_KEYS = {"method", "max_lr", "min_lr", "min_lr_divisor", "rules", "diverged_lr", "protocol", "start_lr",
@@ -160,7 +161,7 @@ def test_range_test_runs_the_training_loop_with_its_progress_bar(data_root, caps
     prepared = load_prepared(data_root / "digits")
     train = DeviceData(prepared.train, torch.device("cpu"), input_scale=1 / 256)
     test = DeviceData(prepared.test, torch.device("cpu"), input_scale=1 / 256)
-    model = LeNet()
+    model = build_model(OmegaConf.to_container(cfg.model, resolve=True))
     trainable = Trainable(model, model, torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9), FP32)
     result = run_range_test(cfg.range_test, trainable, classification_step(trainable, train, 64),
                             held_out(trainable, test, 300, 300), Tracker(), batch=64, log_every=4, progress=True)

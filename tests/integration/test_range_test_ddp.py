@@ -9,15 +9,16 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
 from superconv.common.tracking import Tracker
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import load_prepared
 from superconv.core.engine import FP32, Trainable, classification_step
-from superconv.core.models.lenet import LeNet
 from superconv.core.range_test import run_range_test
 from superconv.stages.compose import compose_stage_config
+from superconv.stages.training import build_model
 from tests.conftest import TINY
 
 
@@ -30,7 +31,7 @@ def _rank_main(rank: int, world: int, rendezvous: str, data_root: str, out: str)
                                                   "range_test.exponential.end_lr=50"])
         torch.manual_seed(0)
         train = DeviceData(load_prepared(Path(data_root) / "digits").train, torch.device("cpu"), input_scale=1 / 256)
-        model = LeNet()
+        model = build_model(OmegaConf.to_container(cfg.model, resolve=True))
         step_model = DistributedDataParallel(model)
         trainable = Trainable(model, step_model, torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9), FP32)
         result = run_range_test(cfg.range_test, trainable, classification_step(trainable, train, 128), None,

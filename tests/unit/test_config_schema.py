@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import collections
 import functools
+import re
 from typing import get_args
 
 import pytest
 import yaml
 
 from superconv.common.errors import ConfigError
-from superconv.core.schedules import POLICIES
+from superconv.core.choices import POLICIES
 from superconv.stages import schema
 from superconv.stages.compose import CONF_DIR, compose_stage_config
 from superconv.stages.rules import validate_prepare, validate_range_test, validate_train
@@ -117,8 +118,10 @@ BAD = [
     ("train", [*TINY, "schedule.tail_div=0"], "schedule.tail_div=0 must be a number > 0"),
     ("train", [*TINY, "schedule.policy=cosine"], "schedule.policy='cosine' must be one of 'one_cycle'"),
     ("train", [*TINY, "++schedule.warmup=5"], "schedule.warmup=5 is not a setting of schedule"),
-    ("train", [*TINY, "recipe.one_cycle.max_lr=big"],
-     "schedule.max_lr='big' (from ${recipe.one_cycle.max_lr}) must be a number > 0"),
+    ("train", [*TINY, "recipe.one_cycle.max_lr=big"], "recipe.one_cycle.max_lr='big' must be a number > 0"),
+    ("train", [*TINY, "recipe.one_cycle.max_lr=null"], "recipe.one_cycle.max_lr=None must be a number > 0"),
+    ("train", [*TINY, "trainer.eval_batch=${trainer.device}"],
+     "trainer.eval_batch='auto' (from ${trainer.device}) must be an integer > 0"),
     ("train", [*TINY, "schedule=triangular"], "schedule cannot be resolved (Interpolation key 'recipe.triangular"),
     ("train", [*TINY, "schedule=inv", "schedule.power=-1"], "schedule.power=-1 must be a number >= 0"),
     ("train", [*TINY, "schedule=inv", "schedule.length=120.5"], "schedule.length=120.5 is not a whole number"),
@@ -287,3 +290,43 @@ def test_the_schema_has_one_model_per_policy_and_per_model_target() -> None:
     targets = {yaml.safe_load(p.read_text())["_target_"] for p in (CONF_DIR / "model").glob("*.yaml")}
     members = get_args(get_args(schema.Model)[0])
     assert targets <= {get_args(m.model_fields["target"].annotation)[0] for m in members}
+
+
+def _groups() -> list[type[schema.Group]]:
+    found, todo = [], [schema.Group]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+def test_the_schema_holds_no_value_only_where_a_key_may_be_left_out() -> None:
+    """Every value lives in one place, the shipped YAML: a schema default may only mean "not given"."""
+    valued = [f"{cls.__name__}.{name}={info.default!r}" for cls in _groups()
+              for name, info in cls.model_fields.items()
+              if not info.is_required() and info.default not in (None, {})]
+    assert not valued, f"schema defaults that are values (set them in conf/ instead): {valued}"
+
+
+@pytest.mark.parametrize("policy", sorted(schema.RECIPE_KEYS))
+def test_a_recipe_takes_exactly_the_keys_its_schedule_file_reads(policy: str) -> None:
+    """recipe.<policy> is typed from the schedule: the keys it accepts are those conf/schedule/<policy>.yaml takes
+    from it (directly or through oc.select), so a misspelt recipe key is an error, and no accepted key is unread."""
+    text = (CONF_DIR / "schedule" / f"{policy}.yaml").read_text()
+    read = set(re.findall(rf"recipe\.{policy}\.(\w+)", text))
+    assert read == set(schema.RECIPE_KEYS[policy])
+
+
+def test_a_misspelt_recipe_key_is_refused_with_its_settings() -> None:
+    with pytest.raises(ConfigError) as err:
+        validate_train(compose_stage_config("train", [*TORCH, "++recipe.torch_one_cycle.pct_strat=0.4"]))
+    assert str(err.value).startswith("recipe.torch_one_cycle.pct_strat=0.4 is not a setting of "
+                                     "recipe.torch_one_cycle (its settings: ")
+    assert "pct_start" in str(err.value)
+
+
+def test_validation_hands_the_stages_typed_settings() -> None:
+    checked = validate_train(compose_stage_config("train", TINY))
+    assert isinstance(checked.run, schema.TrainConfig) and isinstance(checked.run.trainer, schema.Trainer)
+    assert isinstance(checked.run.recipe.one_cycle.max_lr, float)

@@ -8,19 +8,19 @@ import pytest
 import torch
 from torch import nn
 
-from superconv.core.models.cifar_resnet import CifarResNet
 from superconv.core.optim import CaffeSGD, param_groups
+from tests.synthetic import conf_model
 
 
 def test_caffe_style_decays_everything() -> None:
-    model = CifarResNet(depth=20)
+    model = conf_model("cifar_resnet", "cifar10", depth=20)
     groups = param_groups(model, 1e-4, decay_bn_and_bias=True)
     assert len(groups) == 1 and groups[0]["weight_decay"] == 1e-4
     assert sum(p.numel() for p in groups[0]["params"]) == sum(p.numel() for p in model.parameters())
 
 
 def test_exempting_bn_and_bias_splits_by_dimension() -> None:
-    model = CifarResNet(depth=20)
+    model = conf_model("cifar_resnet", "cifar10", depth=20)
     decayed, exempt = param_groups(model, 1e-4, decay_bn_and_bias=False)
     assert (decayed["weight_decay"], exempt["weight_decay"]) == (1e-4, 0.0)
     bn = model.stem[1]

@@ -25,15 +25,15 @@ from superconv.core.schedules import (
      (1405, 1e-5)],
 )
 def test_one_cycle_boundaries(it: int, expected: float) -> None:
-    assert one_cycle_lr(it, 0.01, 0.1, 586) == pytest.approx(expected)
+    assert one_cycle_lr(it, 0.01, 0.1, 586, 1000.0) == pytest.approx(expected)
 
 
 def test_one_cycle_matches_authors_log() -> None:
     # lnsmith54/hyperParam1 Cifar/results c100Resnet56... log: it 3500, S 3417, max 1.2 -> logged lr 1.17085
     # (docs/sources.md)
-    assert one_cycle_lr(3500, 0.1, 1.2, 3417) == pytest.approx(1.17085, abs=1e-5)
+    assert one_cycle_lr(3500, 0.1, 1.2, 3417, 1000.0) == pytest.approx(1.17085, abs=1e-5)
     # base 0.08 -> logged tail 8e-5
-    assert one_cycle_lr(9000, 0.08, 0.8, 4003) == pytest.approx(8e-5)
+    assert one_cycle_lr(9000, 0.08, 0.8, 4003, 1000.0) == pytest.approx(8e-5)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_clr_equals_torch_cycliclr_every_iteration(mode: str) -> None:
 
 def test_clr_rejects_unknown_mode() -> None:
     with pytest.raises(ValueError, match="unknown CLR mode"):
-        clr_lr(0, 0.1, 1.0, 10, "sawtooth")
+        clr_lr(0, 0.1, 1.0, 10, "sawtooth", 1.0)
 
 
 def test_build_mnist_one_cycle_in_iterations() -> None:
@@ -136,8 +136,8 @@ def test_torch_one_cycle_equals_onecyclelr_every_iteration(three_phase: bool, an
 
 def test_torch_one_cycle_phase_ends_follow_pytorch_arithmetic() -> None:
     # two phases, 1000 steps, pct 0.3: the peak is at step float(0.3*1000) - 1 = 299, the end at 999
-    assert torch_one_cycle(299, 1000, 0.3, 0.032, 0.8, 3.2e-6) == pytest.approx(0.8)
-    assert torch_one_cycle(999, 1000, 0.3, 0.032, 0.8, 3.2e-6) == pytest.approx(3.2e-6)
+    assert torch_one_cycle(299, 1000, 0.3, 0.032, 0.8, 3.2e-6, "cos", False) == pytest.approx(0.8)
+    assert torch_one_cycle(999, 1000, 0.3, 0.032, 0.8, 3.2e-6, "cos", False) == pytest.approx(3.2e-6)
     # three phases: back at the start value at 2*300 - 2 = 598
     assert torch_one_cycle(598, 1000, 0.3, 0.032, 0.8, 3.2e-6, "linear", True) == pytest.approx(0.032)
 
@@ -150,7 +150,7 @@ def test_torch_one_cycle_without_cycle_momentum_keeps_momentum() -> None:
 
 def test_torch_one_cycle_rejects_unknown_anneal() -> None:
     with pytest.raises(ValueError, match="anneal_strategy"):
-        torch_one_cycle(0, 10, 0.3, 0.1, 1.0, 0.01, "step")
+        torch_one_cycle(0, 10, 0.3, 0.1, 1.0, 0.01, "step", False)
 
 
 FASTAI = {"policy": "fastai_one_cycle", "unit": "iteration", "length": 1000, "max_lr": 0.5, "div": 25.0,

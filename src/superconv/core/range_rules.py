@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from superconv.core.choices import RULES as RULES
 from superconv.core.range_test import RangeTestResult
 
 TAIL_SKIP = 5  # fastai lr_find: losses[num_it//10 : -5]

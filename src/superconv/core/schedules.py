@@ -26,7 +26,7 @@ from superconv.core.choices import POLICIES
 LrFn = Callable[[int], float]
 
 
-def one_cycle_lr(it: int, min_lr: float, max_lr: float, stepsize: int, tail_div: float = 1000.0) -> float:
+def one_cycle_lr(it: int, min_lr: float, max_lr: float, stepsize: int, tail_div: float) -> float:
     """Smith's Caffe 1cycle: linear min->max over S, linear max->0 over S, then min/tail_div."""
     if it <= stepsize:
         return min_lr + (max_lr - min_lr) * it / stepsize
@@ -44,7 +44,7 @@ def caffe_cyclical_momentum(it: int, momentum_max: float, momentum_min: float, p
 
 
 def clr_lr(
-    it: int, min_lr: float, max_lr: float, stepsize: int, mode: str = "triangular", gamma: float = 1.0
+    it: int, min_lr: float, max_lr: float, stepsize: int, mode: str, gamma: float
 ) -> float:
     """CLR paper policies: ``triangular``, ``triangular2`` (amplitude halves per cycle), ``exp_range``."""
     cycle = math.floor(1 + it / (2 * stepsize))
@@ -116,7 +116,7 @@ def _torch_anneal(start: float, end: float, pct: float, anneal: str) -> float:
 
 
 def torch_one_cycle(it: int, total: int, pct_start: float, start: float, peak: float, end: float,
-                    anneal: str = "cos", three_phase: bool = False) -> float:
+                    anneal: str, three_phase: bool) -> float:
     """``torch.optim.lr_scheduler.OneCycleLR`` at step ``it`` of ``total``, for lr or momentum.
 
     lr: (start, peak, end) = (max/div_factor, max, max/div_factor/final_div_factor); momentum: (max_m,
@@ -207,7 +207,7 @@ def build_schedule(cfg: Mapping[str, Any], iterations_per_epoch: float) -> Sched
                         stepsize=stepsize, tail_div=float(cfg["tail_div"]))
     elif policy in ("triangular", "triangular2", "exp_range"):
         lr_fn = partial(clr_lr, min_lr=float(cfg["min_lr"]), max_lr=float(cfg["max_lr"]), stepsize=stepsize,
-                        mode=policy, gamma=float(cfg.get("gamma", 1.0)))
+                        mode=policy, gamma=float(cfg["gamma"]))
     elif policy == "inv":
         lr_fn = partial(inv_lr, base_lr=float(cfg["base_lr"]), gamma=float(cfg["gamma"]),
                         power=float(cfg["power"]))

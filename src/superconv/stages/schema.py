@@ -10,8 +10,13 @@ composed config and checks it; :func:`explain` turns the first error into one li
 and what is expected (:mod:`superconv.common.explain`). The choices (policies, rules, sources, ...) are core's
 own (:mod:`superconv.core.choices`), so this module loads no torch.
 
-A preset's helper keys (``row``, ``rows``, ``pc_published_acc``) and ``recipe`` are loosely typed mappings: they only
-feed other values by interpolation, and those values are checked where they land.
+``recipe.<policy>`` is typed per policy (the keys its schedule file reads, typed as the schedule types them), so a
+misspelt recipe key is an error, not a silently ignored value. A preset's helper keys (``row``, ``rows``,
+``pc_published_acc``) are loosely typed mappings: they only feed other values by interpolation, and those values are
+checked where they land.
+
+A field has a default only where a config may leave the key out, and the default then means "not given" (``None``,
+or an empty mapping): every value lives in exactly one place, the shipped YAML (tests/unit/test_config_schema.py).
 """
 
 import re
@@ -21,7 +26,17 @@ from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from superconv.common.errors import ConfigError
 from superconv.common.explain import Expect, cross_field, explain
@@ -226,37 +241,37 @@ class _Model(Group):
 class LeNet(_Model):
     target: Literal["superconv.core.models.lenet.LeNet"] = Field(alias="_target_")
     image_size: Annotated[int, Ge(16), Expect("an integer >= 16 (LeNet's two 5x5 convs and pools)")]
-    init: Literal["xavier", "msra", "torch"] = "xavier"
+    init: Literal["xavier", "msra", "torch"]
 
 
 class CifarResNet(_Model):
     target: Literal["superconv.core.models.cifar_resnet.CifarResNet"] = Field(alias="_target_")
     image_size: Annotated[int, Ge(8), Expect("an integer >= 8 (the ResNet downsamples twice)")]
     depth: Annotated[int, Ge(8), AfterValidator(_depth(6, 2)), Expect("an integer 6n+2 >= 8 (20, 32, 56, 110, ...)")]
-    widths: Annotated[list[PositiveInt], MinLen(3), MaxLen(3)] = [16, 32, 64]
-    shortcut: Literal[choices.SHORTCUTS] = "avgpool"  # type: ignore[valid-type]
-    bn_momentum: BnMomentum = 0.1
-    conv_bias: bool = True
-    relu_after_add: bool = True
-    projection_kernel: PositiveInt = 1
-    init: Literal["caffe", "torch"] = "caffe"
+    widths: Annotated[list[PositiveInt], MinLen(3), MaxLen(3)]
+    shortcut: Literal[choices.SHORTCUTS]  # type: ignore[valid-type]
+    bn_momentum: BnMomentum
+    conv_bias: bool
+    relu_after_add: bool
+    projection_kernel: PositiveInt
+    init: Literal["caffe", "torch"]
 
 
 class DenseNet(_Model):
     target: Literal["superconv.core.models.densenet.DenseNet"] = Field(alias="_target_")
     image_size: Annotated[int, Ge(4), Expect("an integer >= 4 (DenseNet pools twice by 2)")]
-    depth: Annotated[int, Ge(7), AfterValidator(_depth(3, 4)), Expect("an integer 3n+4 >= 7 (40, 100, ...)")] = 40
-    growth_rate: PositiveInt = 12
-    first_output: PositiveInt = 16
-    dropout: Fraction = 0.2
-    bn_momentum: BnMomentum = 0.1
-    init: Literal["caffe", "torch"] = "caffe"
+    depth: Annotated[int, Ge(7), AfterValidator(_depth(3, 4)), Expect("an integer 3n+4 >= 7 (40, 100, ...)")]
+    growth_rate: PositiveInt
+    first_output: PositiveInt
+    dropout: Fraction
+    bn_momentum: BnMomentum
+    init: Literal["caffe", "torch"]
 
 
 class ResNet50(_Model):
     target: Literal["superconv.core.models.resnet50.ResNet50"] = Field(alias="_target_")
     image_size: Annotated[int, Ge(32), Expect("an integer >= 32 (ResNet-50 downsamples by 32)")]
-    bn_momentum: BnMomentum = 0.1
+    bn_momentum: BnMomentum
 
 
 Model = Annotated[LeNet | CifarResNet | DenseNet | ResNet50, Field(discriminator="target")]
@@ -270,21 +285,21 @@ class _Optimizer(Group):
         for k in ("lr", "momentum")}
     partial: Literal[True] = Field(alias="_partial_")
     weight_decay: NonNegativeFloat
-    decay_bn_and_bias: bool = True
+    decay_bn_and_bias: bool
 
 
 class TorchSGD(_Optimizer):
     """conf/optimizer/sgd.yaml; lr and momentum are the schedule's."""
 
     target: Literal["torch.optim.SGD"] = Field(alias="_target_")
-    nesterov: bool = False
+    nesterov: bool
 
 
 class CaffeSGD(_Optimizer):
     """conf/optimizer/caffe_sgd.yaml: Caffe's update (lr inside the velocity), with the biases' lr_mult."""
 
     target: Literal["superconv.core.optim.CaffeSGD"] = Field(alias="_target_")
-    bias_lr_mult: PositiveFloat = 2.0
+    bias_lr_mult: PositiveFloat
 
 
 Optimizer = Annotated[TorchSGD | CaffeSGD, Field(discriminator="target")]
@@ -327,12 +342,12 @@ class _Cycled(_Schedule):
 
 class OneCycle(_Cycled):
     policy: Literal["one_cycle"]
-    tail_div: PositiveFloat = 1000.0
+    tail_div: PositiveFloat
 
 
 class Clr(_Cycled):
     policy: Literal["triangular", "triangular2", "exp_range"]
-    gamma: PositiveFloat = 1.0  # exp_range's per-iteration amplitude decay
+    gamma: PositiveFloat  # exp_range's per-iteration amplitude decay (triangular and triangular2 ignore it)
 
 
 class _Fixed(_Schedule):
@@ -379,21 +394,21 @@ class Constant(_Fixed):
 class FastaiOneCycle(_Schedule):
     policy: Literal["fastai_one_cycle"]
     max_lr: PositiveFloat
-    div: PositiveFloat = 25.0
-    div_final: PositiveFloat = 1.0e5
-    pct_start: OpenFraction = 0.25
-    momentum_min: Momentum = 0.85
+    div: PositiveFloat
+    div_final: PositiveFloat
+    pct_start: OpenFraction
+    momentum_min: Momentum
 
 
 class TorchOneCycle(_Schedule):
     policy: Literal["torch_one_cycle"]
     max_lr: PositiveFloat
-    pct_start: OpenFraction = 0.3
-    div_factor: PositiveFloat = 25.0
-    final_div_factor: PositiveFloat = 1.0e4
-    anneal_strategy: Literal["cos", "linear"] = "cos"
-    three_phase: bool = False
-    cycle_momentum: bool = True
+    pct_start: OpenFraction
+    div_factor: PositiveFloat
+    final_div_factor: PositiveFloat
+    anneal_strategy: Literal["cos", "linear"]
+    three_phase: bool
+    cycle_momentum: bool
 
     @model_validator(mode="after")
     def _cycle(self) -> Self:
@@ -511,7 +526,46 @@ class RangeTest(Group):
 
 # --- entry configs ----------------------------------------------------------------------------------------------------
 
-Recipe = dict[str, AnyMapping]
+# --- recipes: recipe.<policy>, the paper's numbers a preset gives one policy ----------------------------------------
+
+# The keys conf/schedule/<policy>.yaml takes from recipe.<policy> (tests/unit/test_config_schema.py holds these lists
+# to those files); a recipe may also carry what a preset's other groups take from it by interpolation: a model's BN
+# moving-average fraction (bn_maf) and the optimizer's weight_decay.
+RECIPE_KEYS = {
+    "one_cycle": ("unit", "length", "min_lr", "max_lr", "stepsize", "momentum", "momentum_min"),
+    "triangular": ("unit", "length", "min_lr", "max_lr", "stepsize", "momentum", "gamma"),
+    "fastai_one_cycle": ("unit", "length", "max_lr", "div", "div_final", "pct_start", "momentum", "momentum_min"),
+    "torch_one_cycle": ("unit", "length", "max_lr", "pct_start", "div_factor", "final_div_factor", "anneal_strategy",
+                        "three_phase", "cycle_momentum", "momentum", "momentum_min"),
+    "inv": ("unit", "length", "base_lr", "gamma", "power", "momentum"),
+    "multistep": ("unit", "length", "base_lr", "gamma", "steps", "momentum"),
+    "step": ("unit", "length", "base_lr", "gamma", "stepsize", "momentum"),
+    "exp": ("unit", "length", "base_lr", "gamma", "momentum"),
+    "constant": ("unit", "length", "base_lr", "momentum", "momentum_min", "momentum_period"),
+}
+RECIPE_EXTRAS = {"bn_maf": Fraction, "weight_decay": NonNegativeFloat}
+SCHEDULE_OF = {policy: model for model in SCHEDULES for policy in get_args(model.model_fields["policy"].annotation)}
+
+
+def _recipe(policy: str) -> type[Group]:
+    """recipe.<policy>, typed as the schedule types its values. Every key may be absent (presets merge their
+    recipes, and a value the schedule needs but no preset gives is reported when it resolves), and a key nothing
+    reads (a misspelling) is an error."""
+    schedule = SCHEDULE_OF[policy]
+
+    def typed(key: str) -> Any:
+        if key in RECIPE_EXTRAS:
+            return RECIPE_EXTRAS[key]
+        info = schedule.model_fields[key]
+        return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+
+    # A default is not validated: an absent key stays None, while a null given is checked like any value.
+    fields: dict[str, Any] = {key: (typed(key), None) for key in (*RECIPE_KEYS[policy], *RECIPE_EXTRAS)}
+    return create_model(f"Recipe_{policy}", __base__=Group, __doc__=f"recipe.{policy}", **fields)
+
+
+Recipe = create_model("Recipe", __base__=Group, __doc__="recipe: one entry per policy a preset gives numbers for",
+                      **{policy: (_recipe(policy), None) for policy in RECIPE_KEYS})
 
 
 class _Entry(Group):

@@ -429,19 +429,25 @@ def accept(spec: StudySpec, jobs_at_once: int) -> int:
             print(f"CHANGED {label}: {diff}")
         print(f"nothing re-stamped: re-run the changed runs' named runs (the re-runs are in {scratch})")
         return 1
-    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     for job in sample:
-        code = json.loads((scratch / job.label / PROVENANCE_FILE).read_text())["code"]
-        for run in stale[job.name]:
-            record = json.loads((run.out / PROVENANCE_FILE).read_text())
-            record.setdefault("accepted", []).append({
-                "when": when, "evidence": f"{job.label} re-run bit-identical ({CURVE_FILE[job.stage]})",
-                "changed": changed_code(record["code"])})
-            record["code"] = code
-            write_json(run.out / PROVENANCE_FILE, record)
+        restamp([run.out for run in stale[job.name]], scratch / job.label,
+                f"{job.label} re-run bit-identical ({CURVE_FILE[job.stage]})")
         print(f"accepted {len(stale[job.name])} runs of {job.name}: {job.label} re-ran bit-identical")
     shutil.rmtree(scratch, ignore_errors=True)
     return 1 if others else 0
+
+
+def restamp(runs: list[Path], rerun: Path, evidence: str) -> None:
+    """Give each committed run the code the bit-identical re-run ``rerun`` loaded, appending to its provenance
+    what changed and the evidence (``accepted: [{when, evidence, changed}]``)."""
+    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    code = json.loads((rerun / PROVENANCE_FILE).read_text())["code"]
+    for run in runs:
+        record = json.loads((run / PROVENANCE_FILE).read_text())
+        record.setdefault("accepted", []).append({"when": when, "evidence": evidence,
+                                                  "changed": changed_code(record["code"])})
+        record["code"] = code
+        write_json(run / PROVENANCE_FILE, record)
 
 
 def check(spec: StudySpec) -> int:

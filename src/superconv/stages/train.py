@@ -117,7 +117,7 @@ def _train(cfg: DictConfig, checked: rules.Checked, run_name: str, default_study
     checkpointing, resume, identity = resumable(cfg)
     train_data, test_data = device_data(run, load_prepared(dataset_dir(run)), device, checked.augment)
     tags = {**run_tags(run, meta, device), "superconv.run": run_name, "superconv.experiment": str(experiment),
-            "superconv.seed": str(cfg.seed), "superconv.lr_source": lr_source, "superconv.identity": identity}
+            "superconv.seed": str(run.seed), "superconv.lr_source": lr_source, "superconv.identity": identity}
     if is_rank0():
         write_config(out, cfg)
     with tracked_run(OmegaConf.to_container(cfg, resolve=True), f"{run_name}-seed{run.seed}",
@@ -126,7 +126,7 @@ def _train(cfg: DictConfig, checked: rules.Checked, run_name: str, default_study
         result = run_training(run.model.model_dump(by_alias=True), run.optimizer.model_dump(by_alias=True),
                               run.trainer, schedule, train_data, test_data, tracker, checkpointing, resume)
         backfill(tracker, resume, result.rows)
-        summary = {**run_summary(result, run, schedule), "run": run_name, "seed": cfg.seed, "experiment": experiment,
+        summary = {**run_summary(result, run, schedule), "run": run_name, "seed": run.seed, "experiment": experiment,
                    "policy": schedule.policy, **train_sizes(run), "lr_source": lr_source,
                    "dataset_source": meta["source"],
                    "dataset_sha256": meta["sha256"]["train.pt"], "tracking_run_id": tracker.run_id,
@@ -138,7 +138,7 @@ def _train(cfg: DictConfig, checked: rules.Checked, run_name: str, default_study
             write_json(out / "summary.json", summary)
             write_provenance(out, run.trainer.cpu_mode)
             if tracker.active:  # drawing (and importing seaborn) only for a store that keeps the figure
-                log_curves(tracker, frame, f"{run_name} seed {cfg.seed}")
+                log_curves(tracker, frame, f"{run_name} seed {run.seed}")
             for name in ("metrics.csv", "summary.json"):
                 tracker.log_artifact(out / name)
             tracker.log_metrics({k: summary[k] for k in ("final_test_acc", "best_test_acc", "images_per_s",

@@ -83,10 +83,9 @@ class _OptionA(nn.Module):
 class CifarResNet(nn.Module):
     """3x3 stem (stride 1) - 3 stages of n BasicBlocks (stride 1, 2, 2) - global average pool - FC."""
 
-    def __init__(self, in_channels: int = 3, image_size: int = 32, num_classes: int = 10, depth: int = 56,
-                 widths: Sequence[int] = (16, 32, 64), shortcut: str = "avgpool", bn_momentum: float = 0.1,
-                 conv_bias: bool = True, relu_after_add: bool = True, projection_kernel: int = 1,
-                 init: str = "caffe") -> None:
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, depth: int, widths: Sequence[int],
+                 shortcut: str, bn_momentum: float, conv_bias: bool, relu_after_add: bool, projection_kernel: int,
+                 init: str) -> None:
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8:
             raise ValueError(f"model.depth={depth} must be 6n+2 (20, 32, 56, 110, ...)")

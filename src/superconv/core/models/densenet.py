@@ -41,9 +41,8 @@ class DenseLayer(nn.Module):
 class DenseNet(nn.Module):
     """DenseNet-(3n+4) for CIFAR; depth 40, growth 12, dropout 0.2 is the paper's net (~1.0M parameters)."""
 
-    def __init__(self, in_channels: int = 3, image_size: int = 32, num_classes: int = 10, depth: int = 40,
-                 growth_rate: int = 12, first_output: int = 16, dropout: float = 0.2, bn_momentum: float = 0.1,
-                 init: str = "caffe") -> None:
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, depth: int, growth_rate: int,
+                 first_output: int, dropout: float, bn_momentum: float, init: str) -> None:
         super().__init__()
         if (depth - 4) % 3 != 0 or depth < 7:
             raise ValueError(f"model.depth={depth} must be 3n+4 (40, 100, ...)")

@@ -11,8 +11,7 @@ from superconv.core.models.caffe import caffe_msra_, caffe_xavier_
 class LeNet(nn.Module):
     """conv 20@5x5 - maxpool - conv 50@5x5 - maxpool - fc 500 - ReLU - fc classes (no conv ReLUs, as Caffe)."""
 
-    def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
-                 init: str = "xavier") -> None:
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, init: str) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 20, 5), nn.MaxPool2d(2, 2),

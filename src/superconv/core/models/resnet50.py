@@ -13,8 +13,7 @@ from torchvision.models import resnet50
 class ResNet50(nn.Module):
     """``torchvision.models.resnet50(weights=None)``; a non-RGB input gets its own 7x7 stem conv."""
 
-    def __init__(self, in_channels: int = 3, image_size: int = 224, num_classes: int = 1000,
-                 bn_momentum: float = 0.1) -> None:
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, bn_momentum: float) -> None:
         super().__init__()
         if image_size < 32:
             raise ValueError(f"ResNet-50 downsamples by 32; dataset.image_size={image_size} is below 32 px")
