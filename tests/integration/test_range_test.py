@@ -16,10 +16,10 @@ from omegaconf import OmegaConf
 
 from superconv.common.errors import ConfigError
 from superconv.common.tracking import Tracker
+from superconv.core.choices import RULES
 from superconv.core.data.loader import DeviceData
 from superconv.core.data.prepared import load_prepared
 from superconv.core.engine import FP32, Trainable, classification_step, held_out
-from superconv.core.choices import RULES
 from superconv.core.range_rules import suggest
 from superconv.core.range_test import run_range_test
 from superconv.stages.compose import compose_stage_config

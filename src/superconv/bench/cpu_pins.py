@@ -1,7 +1,7 @@
 """Why each pin of the pinned CPU mode is needed: the golden tiny-digits run under the pin, without each pin in turn,
 under lower ISAs, and in native mode, each as the real train stage process; one table of curves that differ.
 
-A variant that drops a pin runs the train stage with ``superconv.stages.common.pin_cpu`` wrapped so that, right after
+A variant that drops a pin runs the train stage with ``superconv.stages.preflight.pin_cpu`` wrapped so that, right after
 the pin is set and before the first kernel, the named pin is undone (the libraries read their settings at their first
 kernel, so this is the process the pin would give without it). A variant with ``env`` starts the process with those
 variables (a user's limits below the CPU's ISA; the pinned mode overrides ATen's and oneDNN's). Each curve is the
@@ -75,9 +75,9 @@ def child(drop: list[str], overrides: list[str]) -> None:
     """The train stage, as `python pipelines/train.py` runs it, with ``drop`` undone right after the pin is set."""
     import torch
 
-    import superconv.stages.common as stage_common
+    import superconv.stages.preflight as stage_preflight
 
-    pin = stage_common.pin_cpu
+    pin = stage_preflight.pin_cpu
 
     def unpinned(mode: str, threads: int | None) -> dict[str, str]:
         pin(mode, threads)
@@ -88,9 +88,9 @@ def child(drop: list[str], overrides: list[str]) -> None:
                 torch.backends.nnpack.set_flags(True)
             else:
                 os.environ.pop(name, None)
-        return stage_common.cpu_facts(mode)
+        return stage_preflight.cpu_facts(mode)
 
-    stage_common.pin_cpu = unpinned
+    stage_preflight.pin_cpu = unpinned
     sys.argv = ["pipelines/train.py", *overrides]
     runpy.run_path("pipelines/train.py", run_name="__main__")
 

@@ -7,6 +7,7 @@ words what it takes with an ``Expect`` marker where its type and bounds do not s
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel, Discriminator, Tag, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 
@@ -54,11 +56,11 @@ def _bounds(metadata: Sequence[Any]) -> str:
 
 
 def _split(annotation: Any, metadata: Sequence[Any] = ()) -> tuple[Any, list[Any]]:
-    """The bare type and all its metadata (Annotated nests)."""
+    """The bare type and all its metadata (Annotated nests; a ``Field(ge=...)`` inside Annotated holds its bounds)."""
     meta = list(metadata)
     while get_origin(annotation) is Annotated:
         annotation, *more = get_args(annotation)
-        meta += more
+        meta += [m for item in more for m in ([item, *item.metadata] if isinstance(item, FieldInfo) else [item])]
     return annotation, meta
 
 
@@ -74,7 +76,8 @@ def expected(annotation: Any, metadata: Sequence[Any] = ()) -> str:
         return said
     if _is_union(annotation):
         members = [a for a in get_args(annotation) if a is not type(None)]
-        words = " or ".join(expected(a) for a in members)
+        bounds = [m for m in meta if isinstance(m, Gt | Ge | Lt | Le)]  # a field's bounds hold for each member
+        words = " or ".join(expected(a, bounds) for a in members)
         return f"null or {words}" if len(members) < len(get_args(annotation)) else words
     if get_origin(annotation) is Literal:
         choices = get_args(annotation)
@@ -199,7 +202,11 @@ def explain(error: ValidationError, root: type[BaseModel], stage: str,
 
     ``source(key)`` may say where an interpolated value came from (e.g. ``${recipe.one_cycle.max_lr}``).
     """
-    first = error.errors(include_url=False)[0]
+    errors = error.errors(include_url=False)
+    kinds = {e["type"] for e in errors}
+    # a key missing beside an unknown one is most likely misspelt: name the misspelling
+    first = next(e for e in errors if e["type"] == "extra_forbidden") if {"missing", "extra_forbidden"} <= kinds \
+        else errors[0]
     kind, value = first["type"], first.get("input")
     if kind == "cross_field":
         return str((first.get("ctx") or {}).get("message", first["msg"]))
@@ -217,10 +224,11 @@ def explain(error: ValidationError, root: type[BaseModel], stage: str,
     if kind == "extra_forbidden" or not where.known:
         group = f"{where.owner_key}" if where.owner_key else f"the {stage} config"
         moved = getattr(where.owner, "moved", {}).get(where.key.rsplit(".", 1)[-1])
-        settings = ", ".join(info.alias or name for name, info in where.owner.model_fields.items()) if where.owner \
-            else ""
+        names = [info.alias or name for name, info in where.owner.model_fields.items()] if where.owner else []
+        close = difflib.get_close_matches(where.key.rsplit(".", 1)[-1], names, n=1, cutoff=0.75)
         return (f"{shown} is not a setting of {group}" + (f": {moved}" if moved else "")
-                + (f" (its settings: {settings})." if settings else "."))
+                + (f" (did you mean {close[0]!r}?)" if close and not moved else "")
+                + (f" (its settings: {', '.join(names)})." if names else "."))
     if kind == "missing":
         return f"{where.key} is not set: it must be {expected(where.annotation, where.metadata)}."
     return f"{shown} must be {expected(where.annotation, where.metadata)}."

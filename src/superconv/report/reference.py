@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from superconv.common.errors import ConfigError
+from superconv.common.explain import explain
 
 ROW_DEFAULTS = {"train_size": None, "iterations": None, "epochs": None, "mean": None, "std": None, "n": None,
                 "authors_log": None, "note": "", "needs": "", "family": None, "independent": None}
@@ -186,7 +186,7 @@ def load_reference(path: Path | str | None = None) -> Reference:
     try:
         data = Published.model_validate(yaml.safe_load(text))
     except ValidationError as err:
-        raise ConfigError(f"{name}: {_first_error(err)}") from None
+        raise ConfigError(f"{name}: {explain(err, Published, name)}") from None
     rows = []
     for index, raw in enumerate(data.rows):
         if raw.group not in data.groups:
@@ -222,44 +222,3 @@ def load_reference(path: Path | str | None = None) -> Reference:
     return Reference(rows, claims, [c.model_dump(exclude_none=True) for c in data.study_claims], data.datasets,
                      {k: g.model_dump(exclude_none=True) for k, g in data.groups.items()}, data.independent_sources,
                      data.notes)
-
-
-def _first_error(err: ValidationError) -> str:
-    """One line: where, what, the value given, and for a misspelt key the known key it is closest to."""
-    errors = err.errors()
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a misspelling: its "missing"
-    loc = [str(part) for part in first["loc"]]
-    where = ".".join(loc)
-    if first["type"] == "extra_forbidden":
-        model = _model_at(first["loc"])
-        close = difflib.get_close_matches(loc[-1], list(model.model_fields) if model else [], n=1, cutoff=0.75)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"{where}: unknown key{hint}; a misspelt key would silently take a default, so it is refused"
-    if first["type"] == "missing":
-        return f"{where}: missing (required for this entry)"
-    given = first.get("input")
-    if isinstance(given, dict):  # a whole entry: name its tag, not every value
-        given = given.get("type", "{...}")
-    return f"{where}: {first['msg']} (got {given!r})"
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model whose key ``loc`` names, walking field annotations (list items, dict values, union tags)."""
-    candidates: list[type[BaseModel]] = [Published]
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        owner = next((m for m in candidates if part in m.model_fields), None)
-        if owner is not None:
-            candidates = _models(owner.model_fields[part].annotation)
-            continue
-        tagged = [m for m in candidates if "type" in m.model_fields
-                  and get_args(m.model_fields["type"].annotation) == (part,)]
-        candidates = tagged or candidates  # else ``part`` is a dict key (a group's name): same models
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _models(annotation: Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in get_args(annotation) for m in _models(arg)]
