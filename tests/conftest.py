@@ -33,6 +33,18 @@ os.environ.update(PINNED_ENV)
 
 DEFAULT_THREADS = torch.get_num_threads()
 
+# The modules that take longest, longest first; the others follow in their collected order. pytest-xdist's loadfile
+# keeps each module on one worker and hands out modules in the collected order (--no-loadscope-reorder in
+# pyproject.toml), so starting these first keeps the two workers busy to the end instead of leaving one of them
+# with a slow module after the other has run out of work.
+SLOWEST_FIRST = ("tests/e2e/test_dvc_pipeline.py", "tests/e2e/test_studies_pipeline.py",
+                 "tests/integration/test_study.py", "tests/integration/test_faults.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: i for i, module in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: file order within
+
 
 @pytest.fixture(autouse=True)
 def _default_torch_threads() -> None:
