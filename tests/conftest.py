@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
 
-import pytest
-import torch
-import yaml
+# Idle OpenMP threads sleep instead of spinning. The two workers' processes each run torch's default two threads
+# on a 2-core machine, so a thread spinning at a barrier takes the core another process's thread needs: a tiny
+# training run took up to 15x longer under a competing 2-thread job than with the threads passive. The wait
+# policy changes no result (the same threads split the same work; the golden curves hold bit for bit). It must be
+# set before torch loads libgomp, here for in-process runs; the stages' processes inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from superconv.core.cpu_mode import PINNED_ENV
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from superconv.core.cpu_mode import PINNED_ENV  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "DVC_NO_ANALYTICS": "1",
@@ -24,6 +32,18 @@ os.environ.update(PINNED_ENV)
 
 
 DEFAULT_THREADS = torch.get_num_threads()
+
+# The modules that take longest, longest first; the others follow in their collected order. pytest-xdist's loadfile
+# keeps each module on one worker and hands out modules in the collected order (--no-loadscope-reorder in
+# pyproject.toml), so starting these first keeps the two workers busy to the end instead of leaving one of them
+# with a slow module after the other has run out of work.
+SLOWEST_FIRST = ("tests/e2e/test_dvc_pipeline.py", "tests/e2e/test_studies_pipeline.py",
+                 "tests/integration/test_study.py", "tests/integration/test_faults.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: i for i, module in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: file order within
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""Divergence, SIGTERM and kill -9: a run stops cleanly, is recorded, and resumes bit-identically."""
+"""Divergence, SIGTERM and kill -9: a run stops cleanly, is recorded, and resumes bit-identically (and refuses to
+resume under a changed config: test_resume_refused.py)."""
 
 from __future__ import annotations
 
@@ -37,11 +38,15 @@ def test_divergence_can_be_recorded_without_failing_the_study(tmp_path, cli, dat
 
 
 # Each stage's interrupted run, resumed, must end bit-identical to its uninterrupted run: training (inv) and the
-# LR range test drive the same loop, so both checkpoint, stop on SIGTERM and resume the same way.
+# LR range test drive the same loop, so both checkpoint, stop on SIGTERM and resume the same way. Both are capped at
+# 40 iterations: a run checkpoints at 10, 20 and 30, so the one stopped after its first checkpoint resumes across
+# checkpoints, evaluations (every 10) and epoch boundaries (digits: 1497 images, batch 128), with 30 iterations
+# left to outlast the stop signal.
+CAP = "trainer.max_iterations=40"
 STAGES = {
-    "train": (["pipelines/train.py", "schedule=inv"], "metrics.csv"),
+    "train": (["pipelines/train.py", "schedule=inv", CAP], "metrics.csv"),
     "range_test": (["pipelines/range_test.py", "range_test=linear", "range_test.linear.end_lr=0.05",
-                    "range_test.linear.eval_every=10"], "curve.csv"),  # 60 iterations, none diverges
+                    "range_test.linear.eval_every=10", CAP], "curve.csv"),  # a ramp to 0.05: none diverges
 }
 
 
@@ -144,27 +149,3 @@ def test_a_run_resumed_into_another_store_is_logged_whole_there(tmp_path, data_r
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
         expected_frame["train_loss"].tolist(), rel=1e-6)
     assert len(client.get_metric_history(run.info.run_id, "test_acc")) == expected_frame["test_acc"].notna().sum()
-
-
-# One change per config group that the old allow-list let through: each is refused on resume, by name.
-CHANGED = ["augment=flip", "trainer.eval_every=7", "trainer.channels_last=false", "trainer.divergence_factor=50",
-           "optimizer.weight_decay=1e-3", "schedule.base_lr=0.02", "model.init=msra", "trainer.cpu_mode=native"]
-
-
-@pytest.mark.parametrize("change", CHANGED)
-def test_resume_under_a_changed_config_is_refused_naming_the_key(tmp_path, data_root, change) -> None:
-    out = tmp_path / "run"
-    proc = _start("train", out, data_root)
-    _wait_for_checkpoint(out, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    script, *extra = STAGES["train"][0]
-    again = subprocess.run([sys.executable, script, *TINY, *extra, f"out={out}", f"data_root={data_root}",
-                            "trainer.checkpoint_every=10", "trainer.log_every=5", change],
-                           cwd=ROOT, capture_output=True, text=True)
-    key, value = change.split("=")
-    key = "augment.name" if key == "augment" else key
-    assert again.returncode == 2, again.stderr
-    assert f"{key}:" in again.stderr and "Traceback" not in again.stderr
-    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing touched

@@ -4,6 +4,8 @@ a factor sweep feeding a claim, the range test's spread and the independent-repr
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from superconv.common.provenance import changed_code, loaded_code
 from superconv.common.tracking import flatten
 from superconv.report.build import build_study_report
 from superconv.report.reference import load_reference
+from superconv.stages import study
 from superconv.stages.study import load_study, plans
 from tests.conftest import ROOT, run_cli
 
@@ -43,7 +46,19 @@ def study_file(tmp: Path, data_root: Path, nesterov_extra: list[str] | None = No
 
 
 def run_study(path: Path, *args: str) -> str:
+    """pipelines/study.py as a process of its own (the entry point, its exit code and its output)."""
     return run_cli([sys.executable, "pipelines/study.py", str(path), *args], cwd=ROOT).stdout
+
+
+def study_main(path: Path, *args: str) -> tuple[int, str]:
+    """The study CLI (``superconv.stages.study.main``, which pipelines/study.py calls) in this process, from the
+    project root as pipelines/study.py runs: its exit code and what it printed (stdout and stderr together). Every
+    job it runs is still a process of its own; only the CLI's own start-up (torch, Hydra, scipy imports) is
+    saved, so the many --check/--verify/--accept calls below cost what they compute."""
+    printed = io.StringIO()
+    with contextlib.chdir(ROOT), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        rc = study.main([str(path), *args])
+    return rc, printed.getvalue()
 
 
 def tiny_reference(tmp: Path) -> Path:
@@ -94,13 +109,13 @@ def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
     assert provenance["torch_threads"] == 1
 
     # Nothing changed: every run is kept. One run's config changed: only its seeds re-run, and say why.
-    again = run_study(path, "--dry-run")
-    assert "0 of 6 runs to do" in again
+    rc, again = study_main(path, "--dry-run")
+    assert rc == 0 and "0 of 6 runs to do" in again
     verify_and_accept(path, results)
     sequential_seeds(path, results, tiny_reference(tmp_path))
     path = study_file(tmp_path, data_root, ["optimizer.weight_decay=1.0e-3"])
-    changed = run_study(path, "--dry-run")
-    assert "2 of 6 runs to do" in changed
+    rc, changed = study_main(path, "--dry-run")
+    assert rc == 0 and "2 of 6 runs to do" in changed
     assert "nesterov-0" in changed and "config changed: optimizer.weight_decay" in changed
 
     # The study report: the failed row says what its factor did, the range test reports its spread over seeds,
@@ -132,6 +147,7 @@ def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
 
 
 def study_cli(path: Path, *args: str) -> tuple[int, str]:
+    """pipelines/study.py as a process of its own: its exit code and everything it wrote."""
     proc = run_cli([sys.executable, "pipelines/study.py", str(path), *args], cwd=ROOT, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -140,7 +156,7 @@ def verify_and_accept(path: Path, results: Path) -> None:
     """--check, --verify and --accept on the study's committed runs (the runs of the test above)."""
     assert study_cli(path, "--check") == (0, "tiny_study: 0 committed runs stale\n")
     before = {p: p.stat().st_mtime_ns for p in (results / "one_cycle-0").iterdir()}
-    rc, out = study_cli(path, "--verify", "one_cycle-0", "range_test-1")
+    rc, out = study_main(path, "--verify", "one_cycle-0", "range_test-1")
     assert rc == 0, out
     assert "one_cycle-0: bit-identical (metrics.csv; committed under cpu_mode pinned, ATen AVX2, 1 thread(s))" in out
     assert "range_test-1: bit-identical (curve.csv" in out
@@ -154,11 +170,11 @@ def verify_and_accept(path: Path, results: Path) -> None:
     here = rows[3][column]
     rows[3][column] = here[:-1] + ("1" if here[-1] != "1" else "2")
     metrics.write_text("\n".join(",".join(r) for r in rows) + "\n")
-    rc, out = study_cli(path, "--verify", "one_cycle-0")
+    rc, out = study_main(path, "--verify", "one_cycle-0")
     assert rc == 1
     assert (f"one_cycle-0: DIFFERS: row 3 (iteration {rows[3][0]}), column train_loss: {rows[3][column]} "
             f"committed, {here} here") in out
-    assert study_cli(path, "--verify", "one_cycle-7")[0] == 2  # no such seed: refused before any compute
+    assert study_main(path, "--verify", "one_cycle-7")[0] == 2  # no such seed: refused before any compute
 
     # A code change every run loaded (its recorded digest no longer matches): --check fails, naming it. --accept
     # re-runs one seed per named run; while one of them differs it re-stamps nothing.
@@ -169,18 +185,18 @@ def verify_and_accept(path: Path, results: Path) -> None:
     rc, out = study_cli(path, "--check")
     assert rc == 1 and "stale nesterov-1: code changed: superconv/common/errors.py" in out
     assert "6 committed runs stale" in out
-    rc, out = study_cli(path, "--accept")
+    rc, out = study_main(path, "--accept")
     assert rc == 1
     assert "re-running 3 of 6 code-stale runs (one per named run): range_test-0 one_cycle-0 nesterov-0" in out
     assert "CHANGED one_cycle-0: row 3" in out and "nothing re-stamped" in out
-    assert study_cli(path, "--check")[0] == 1
+    assert study_main(path, "--check")[0] == 1
 
     # The committed curve restored: every sample is bit-identical, so all six are re-stamped, with the evidence.
     metrics.write_text(good)
-    rc, out = study_cli(path, "--accept")
+    rc, out = study_main(path, "--accept")
     assert rc == 0, out
     assert "accepted 2 runs of one_cycle: one_cycle-0 re-ran bit-identical" in out
-    assert study_cli(path, "--check")[0] == 0
+    assert study_main(path, "--check")[0] == 0
     record = json.loads((results / "nesterov-1" / "provenance.json").read_text())
     assert record["accepted"][-1]["changed"] == ["superconv/common/errors.py"]
     assert record["accepted"][-1]["evidence"] == "nesterov-0 re-run bit-identical (metrics.csv)"
@@ -195,11 +211,11 @@ def verify_and_accept(path: Path, results: Path) -> None:
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     (run / "provenance.json").write_text(json.dumps({k: v for k, v in json.loads(saved["provenance.json"]).items()
                                                      if k != "cpu"}))
-    rc, out = study_cli(path, "--check")
+    rc, out = study_main(path, "--check")
     assert rc == 1 and "stale one_cycle-1: config changed: trainer.cpu_mode: '<absent>' -> 'pinned'" in out
     spec = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**spec, "allow_legacy": True}, sort_keys=False))
-    rc, out = study_cli(path, "--check")
+    rc, out = study_main(path, "--check")
     assert rc == 0
     assert "tiny_study: 1 legacy runs (made before the pinned CPU mode) wait to be re-run: one_cycle-1" in out
     for name, text in saved.items():
@@ -214,7 +230,7 @@ def sequential_seeds(path: Path, results: Path, reference: Path) -> None:
     spec = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**spec, "published": str(reference),
                                     "sequential": {"tiny_better": {"max_seeds": 4, "batch": 1}}}, sort_keys=False))
-    rc, out = study_cli(path)
+    rc, out = study_main(path)
     assert rc == 0, out
     ref = load_reference(reference)
     built = build_study_report(results, path.parent / "seq-report", "one_cycle", "nesterov", [], ref,
@@ -232,7 +248,7 @@ def sequential_seeds(path: Path, results: Path, reference: Path) -> None:
         assert "stopped: decided at n=4" in line or "stopped: cap of 4 seeds reached" in line, line
     if looks[-1] > 2:
         assert "sequential: the next looks need nesterov at 3 seeds, one_cycle at 3 seeds" in out, out
-    again = study_cli(path)[1]
+    again = study_main(path)[1]
     assert "sequential: the next looks" not in again and f"0 of {2 + 2 * looks[-1]} runs to do" in again, again
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
@@ -267,7 +283,8 @@ def test_sigterm_stops_the_study_and_the_next_call_resumes(tmp_path, data_root) 
     spec = {"name": "tiny_stop", "results": str(tmp_path / "results"), "seeds": [0], "jobs": 1, "threads": 1,
             "report": {"out": str(tmp_path / "report"), "policy": "inv", "baseline": "inv"},
             "runs": {"inv": {"overrides": [*TINY, f"data_root={data_root}", "schedule=inv", "tracking.enabled=false",
-                                           "trainer.checkpoint_every=10", "trainer.log_every=5"]}}}
+                                           "trainer.checkpoint_every=10", "trainer.log_every=5",
+                                           "trainer.max_iterations=40"]}}}  # 30 iterations after the first checkpoint
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(spec))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -285,4 +302,4 @@ def test_sigterm_stops_the_study_and_the_next_call_resumes(tmp_path, data_root) 
     assert not (tmp_path / "results" / "inv-0" / "summary.json").exists()
     run_study(path)
     summary = json.loads((tmp_path / "results" / "inv-0" / "summary.json").read_text())
-    assert summary["resumed"] is True and summary["iterations"] == 120
+    assert summary["resumed"] is True and summary["iterations"] == 40
