@@ -76,6 +76,7 @@ def child(drop: list[str], overrides: list[str]) -> None:
     import torch
 
     import superconv.stages.preflight as stage_preflight
+    from superconv.core.cpu_mode import cpu_facts
 
     pin = stage_preflight.pin_cpu
 
@@ -88,7 +89,7 @@ def child(drop: list[str], overrides: list[str]) -> None:
                 torch.backends.nnpack.set_flags(True)
             else:
                 os.environ.pop(name, None)
-        return stage_preflight.cpu_facts(mode)
+        return cpu_facts(mode)
 
     stage_preflight.pin_cpu = unpinned
     sys.argv = ["pipelines/train.py", *overrides]
