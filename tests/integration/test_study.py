@@ -191,11 +191,20 @@ def verify_and_accept(path: Path, results: Path) -> None:
     assert "CHANGED one_cycle-0: row 3" in out and "nothing re-stamped" in out
     assert study_main(path, "--check")[0] == 1
 
-    # The committed curve restored: every sample is bit-identical, so all six are re-stamped, with the evidence.
+    # The committed curve restored: every sample is bit-identical, so all six are re-stamped, with the evidence. A
+    # run that recorded other code than its named run's first seed (made under an older pin, say) is sampled too:
+    # the first seed's evidence says nothing of it.
     metrics.write_text(good)
+    older = results / "one_cycle-1" / "provenance.json"
+    record = json.loads(older.read_text())
+    record["code"]["superconv/common/io.py"] = "1" * 64
+    older.write_text(json.dumps(record))
     rc, out = study_main(path, "--accept")
     assert rc == 0, out
-    assert "accepted 2 runs of one_cycle: one_cycle-0 re-ran bit-identical" in out
+    assert "re-running 4 of 6 code-stale runs (one per named run): range_test-0 one_cycle-0 one_cycle-1 nesterov-0" \
+        in out, out
+    assert "accepted 1 runs of one_cycle: one_cycle-0 re-ran bit-identical" in out
+    assert "accepted 1 runs of one_cycle: one_cycle-1 re-ran bit-identical" in out
     assert study_main(path, "--check")[0] == 0
     record = json.loads((results / "nesterov-1" / "provenance.json").read_text())
     assert record["accepted"][-1]["changed"] == ["superconv/common/errors.py"]

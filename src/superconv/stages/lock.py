@@ -6,11 +6,11 @@ stale stage whose only changed deps are code:
 
 - when no run under its outputs loaded a changed module, it is re-stamped with ``dvc commit`` (its numbers cannot
   have moved: nothing it ran changed);
-- when its runs did load changed code, the first seed of every named run (stages whose commands differ only in the
-  seed are one named run) is re-run from the stage's own command into a temporary directory, as
-  ``pipelines/study.py --accept`` does; only when every re-run is byte-identical to its committed curve are the runs'
-  provenance re-stamped (with the evidence) and the stages committed. Otherwise it names the runs that changed and
-  re-stamps nothing.
+- when its runs did load changed code, the first seed of every named run is re-run from the stage's own command
+  into a temporary directory, as ``pipelines/study.py --accept`` does (stages whose commands differ only in the
+  seed are one named run; its runs that recorded different code are sampled apart). Only when every re-run is
+  byte-identical to its committed curve are the runs' provenance re-stamped (with the evidence) and the stages
+  committed. Otherwise it names the runs that changed and re-stamps nothing.
 
 Anything else is listed to re-run with ``dvc repro``. ``--check`` (CI) exits 1 while any recorded stage is stale; a
 stage never run, and an output DVC keeps in its cache rather than in git (the prepared data, re-made by ``dvc repro``
@@ -36,7 +36,7 @@ import yaml
 
 from superconv.common.errors import ConfigError
 from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, changed_code
-from superconv.stages.study import CURVE_FILE, Job, rerun_and_compare, restamp
+from superconv.stages.study import CURVE_FILE, Job, recorded_code, rerun_and_compare, restamp
 
 PIPELINES = ("dvc.yaml", "studies/dvc.yaml")
 CODE = ("src/superconv/", "pipelines/")
@@ -138,10 +138,10 @@ def evidence(pipeline: Path, stages: list[str], jobs_at_once: int) -> list[str]:
     """Re-run the first seed of every named run of ``stages`` (their runs loaded changed code) and, when every
     re-run is byte-identical to its committed curve, re-stamp all their runs' provenance: the stages accepted then
     (none when any re-run differs; each difference is printed)."""
-    named: dict[str, list[tuple[str, Job]]] = {}
+    named: dict[tuple[str, str], list[tuple[str, Job]]] = {}  # (named run, the code its runs recorded)
     for stage in stages:
         for job in stage_jobs(pipeline, stage):
-            named.setdefault(job.name, []).append((stage, job))
+            named.setdefault((job.name, recorded_code(job.out)), []).append((stage, job))
     sample = [min(runs, key=lambda run: run[1].seed)[1] for runs in named.values()]
     print(f"re-running {len(sample)} of {sum(map(len, named.values()))} runs of {pipeline} (one per named run): "
           f"{' '.join(job.label for job in sample)}", flush=True)
@@ -153,8 +153,9 @@ def evidence(pipeline: Path, stages: list[str], jobs_at_once: int) -> list[str]:
     if changed:
         print(f"nothing re-stamped: dvc repro the changed named runs (the re-runs are in {scratch})")
         return []
-    for job in sample:
-        restamp([run.out for _, run in named[job.name]], scratch / job.label,
+    for runs in named.values():
+        job = min(runs, key=lambda run: run[1].seed)[1]
+        restamp([run.out for _, run in runs], scratch / job.label,
                 f"{job.label} re-run bit-identical ({CURVE_FILE[job.stage]})")
     shutil.rmtree(scratch, ignore_errors=True)
     return sorted({stage for runs in named.values() for stage, _ in runs})

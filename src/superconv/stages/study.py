@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -403,14 +404,14 @@ def accept(spec: StudySpec, jobs_at_once: int) -> int:
     stale only because code they loaded changed, re-run the first seed of every named run; when every one is
     bit-identical to its committed curve, re-stamp the provenance of all of them with the code as it is now (and
     record the evidence); otherwise name the runs that changed and re-stamp nothing."""
-    stale: dict[str, list[Job]] = {}
+    stale: dict[tuple[str, str], list[Job]] = {}
     others = []
     for job in expand(spec, spec.threads, committed_extra(spec)):
         why = staleness(job)
         if why is None:
             continue
         if why.startswith("code changed"):
-            stale.setdefault(job.name, []).append(job)
+            stale.setdefault((job.name, recorded_code(job.out)), []).append(job)
         elif why != "not run":
             others.append(f"{job.label} ({why})")
     for line in others:
@@ -429,12 +430,20 @@ def accept(spec: StudySpec, jobs_at_once: int) -> int:
             print(f"CHANGED {label}: {diff}")
         print(f"nothing re-stamped: re-run the changed runs' named runs (the re-runs are in {scratch})")
         return 1
-    for job in sample:
-        restamp([run.out for run in stale[job.name]], scratch / job.label,
+    for (name, _code), runs in stale.items():
+        job = runs[0]
+        restamp([run.out for run in runs], scratch / job.label,
                 f"{job.label} re-run bit-identical ({CURVE_FILE[job.stage]})")
-        print(f"accepted {len(stale[job.name])} runs of {job.name}: {job.label} re-ran bit-identical")
+        print(f"accepted {len(runs)} runs of {name}: {job.label} re-ran bit-identical")
     shutil.rmtree(scratch, ignore_errors=True)
     return 1 if others else 0
+
+
+def recorded_code(run: Path) -> str:
+    """A digest of the code a committed run recorded: runs of one named run made by different code (an older pin, a
+    later fix) each need their own bit-identical re-run before a change is accepted for them."""
+    code = json.loads((run / PROVENANCE_FILE).read_text())["code"]
+    return hashlib.sha256(json.dumps(code, sort_keys=True).encode()).hexdigest()
 
 
 def restamp(runs: list[Path], rerun: Path, evidence: str) -> None:
