@@ -87,16 +87,19 @@ def test_lock_check_and_accepting_only_a_change_proven_number_neutral(reproduced
     re-stamps a stage whose runs loaded no changed module as it is; for one whose runs did, it re-runs the first
     seed of each named run and re-stamps only when the curve comes out byte for byte the same: a change that moves
     the range test's smoothed loss is refused with the first difference named, a comment in the loop every run
-    loads is accepted with the evidence in each run's provenance. `dvc repro` then re-runs only what records no
-    provenance (prepare, range_spread, report), and trains nothing."""
+    loads is accepted with the evidence in each run's provenance. An edit of conf/ is accepted only for the stages
+    whose runs it leaves with the same resolved config. `dvc repro` then re-runs only what records no provenance
+    (prepare, range_spread, report), and trains nothing."""
     repo = reproduced
     assert _lock(repo, "--check") == (0, "0 recorded stages stale\n")
     study, loop = repo / "src/superconv/stages/study.py", repo / "src/superconv/core/loop.py"
-    smoothing = repo / "src/superconv/core/range_test.py"
-    loop_text, smoothing_text = loop.read_text(), smoothing.read_text()
+    smoothing, inv = repo / "src/superconv/core/range_test.py", repo / "conf/schedule/inv.yaml"
+    triangular = repo / "conf/schedule/triangular.yaml"
+    loop_text, smoothing_text, inv_text = loop.read_text(), smoothing.read_text(), inv.read_text()
     study.write_text(study.read_text() + "\n# a comment no run loads\n")
     smoothing.write_text(smoothing_text.replace("return self.avg / (1 - self.beta**self.count)",
                                                 "return 2 * self.avg / (1 - self.beta**self.count)"))
+    inv.write_text(inv_text.replace("power: ${recipe.inv.power}", "power: 0.5"))  # the inv runs' config changes
     rc, out = _lock(repo, "--check")
     assert rc == 1 and "stale dvc.yaml:train@inv-0: deps: src/superconv/core, src/superconv/stages" in out, out
     rc, out = _lock(repo, "--accept", own_code=True)
@@ -104,9 +107,13 @@ def test_lock_check_and_accepting_only_a_change_proven_number_neutral(reproduced
     assert "CHANGED dvc.yaml:range_test-0: row 1 (iteration 0), column smoothed_loss" in out, out
     assert "re-run dvc.yaml:range_test: its runs loaded changed code: superconv/core/range_test.py" in out
     assert "accepted dvc.yaml:range_test" not in out
-    assert "accepted dvc.yaml:train@inv-0: no module its runs loaded changed" in out  # no training run loads it
+    assert "re-run dvc.yaml:train@inv-0: non-code deps changed: conf/schedule" in out, out
+    # no training run loads the smoothing, and the 1cycle runs compose the config they recorded
+    assert "accepted dvc.yaml:train@one_cycle-0: no module its runs loaded changed" in out, out
     smoothing.write_text(smoothing_text)
+    inv.write_text(inv_text)
     loop.write_text(loop_text + "\n# a comment every training run and range test loads\n")
+    triangular.write_text(triangular.read_text().replace("recipe.triangular.gamma,1.0", "recipe.triangular.gamma,0.5"))
     lock_before = (repo / "dvc.lock").read_text()
     rc, out = _lock(repo, "--accept", own_code=True)
     assert rc == 1, out  # prepare, range_spread and report record no provenance: they re-run

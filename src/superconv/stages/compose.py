@@ -3,6 +3,8 @@ the one resolver the configs use."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -11,6 +13,8 @@ from superconv.common.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 CONF_DIR = PROJECT_ROOT / "conf"
+
+log = logging.getLogger(__name__)
 
 
 def subset_name(name: str, train_size: int, full_train_size: int, subset_seed: int) -> str:
@@ -76,3 +80,23 @@ def cap_range_test(cfg: DictConfig) -> None:
         rt.iterations = min(rt.iterations, int(cfg.trainer.max_iterations))
         if rt.eval_every is not None:
             rt.eval_every = min(rt.eval_every, rt.iterations)
+
+
+def apply_lr_from(cfg: DictConfig) -> str:
+    """Take min_lr/max_lr from a range test's suggestion.json when ``lr_from`` is set; say which."""
+    if not cfg.lr_from:
+        return "config"
+    path = Path(cfg.lr_from)
+    if not path.is_file():
+        raise ConfigError(f"lr_from={cfg.lr_from!r} does not exist: run the range test first or drop lr_from.")
+    found = json.loads(path.read_text())
+    schedule = cfg.schedule
+    if "max_lr" not in schedule:
+        raise ConfigError(f"lr_from needs a schedule with min_lr/max_lr; schedule.policy={schedule.policy!r}.")
+    for key, ours in (("dataset", cfg.dataset.name), ("model", cfg.model._target_)):
+        if found.get(key, ours) != ours:
+            log.warning("lr_from=%s was measured with %s=%s, but this run uses %s", path, key, found[key], ours)
+    with open_dict(cfg):
+        schedule.max_lr = float(found["max_lr"])
+        schedule.min_lr = float(found["min_lr"])
+    return str(path)

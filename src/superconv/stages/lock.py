@@ -2,7 +2,8 @@
 
 A DVC stage depends on whole code folders (tests/unit/test_dvc_deps.py), so any edit under them makes every training
 stage stale, while a run's ``provenance.json`` names exactly the modules it loaded. ``--accept`` uses that, for a
-stale stage whose only changed deps are code:
+stale stage whose only changed deps are code, or conf/ folders from which the stage's command still composes the
+config every one of its runs recorded (the same identity; e.g. another schedule's file was edited):
 
 - when no run under its outputs loaded a changed module, it is re-stamped with ``dvc commit`` (its numbers cannot
   have moved: nothing it ran changed);
@@ -36,10 +37,11 @@ import yaml
 
 from superconv.common.errors import ConfigError
 from superconv.common.provenance import CONFIG_FILE, PROVENANCE_FILE, changed_code
-from superconv.stages.study import CURVE_FILE, Job, recorded_code, rerun_and_compare, restamp
+from superconv.stages.study import CURVE_FILE, Job, config_change, recorded_code, rerun_and_compare, restamp
 
 PIPELINES = ("dvc.yaml", "studies/dvc.yaml")
 CODE = ("src/superconv/", "pipelines/")
+CONF = "conf/"
 ABSENT = ("deleted", "not in cache")  # not materialized in this checkout, which is not the same as changed
 
 
@@ -101,16 +103,22 @@ def _stage_runs(pipeline: Path, stage: str) -> list[Path]:
 LOADED_CHANGED = "its runs loaded changed code"
 
 
+def _configs_unchanged(pipeline: Path, stage: str) -> bool:
+    """Whether the stage's command composes, for every one of its runs, the identity that run recorded: an edit of
+    conf/ that none of them sees (another schedule's file, a comment) leaves them to the code rule."""
+    return all(config_change(job) is None for job in stage_jobs(pipeline, stage))
+
+
 def acceptable(pipeline: Path, stage: str, changes: dict[str, dict[str, str]]) -> str | None:
     """None when ``stage`` may be re-stamped (only code deps changed, and no run under its outputs loaded any
     changed module); else why not (``LOADED_CHANGED ...``: only re-run evidence can accept it)."""
     other = {k: v for k, v in changes.items() if k != "deps"}
     if other:
         return "; ".join(f"{kind}: {', '.join(paths)}" for kind, paths in other.items())
-    not_code = [p for p in changes.get("deps", {}) if not p.startswith(CODE)]
-    if not_code:
-        return f"non-code deps changed: {', '.join(not_code)}"
     runs = _stage_runs(pipeline, stage)
+    not_code = [p for p in changes.get("deps", {}) if not p.startswith(CODE)]
+    if not_code and not (runs and all(p.startswith(CONF) for p in not_code) and _configs_unchanged(pipeline, stage)):
+        return f"non-code deps changed: {', '.join(not_code)}"
     if not runs:
         return "its outputs record no provenance (re-running it is cheap)"
     loaded = sorted({name for run in runs

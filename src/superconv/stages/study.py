@@ -261,18 +261,27 @@ def expand(spec: StudySpec, threads: int, counts: dict[str, int] | None = None) 
     return jobs
 
 
+def config_change(job: Job) -> str | None:
+    """None when the config ``job``'s overrides compose now has the identity its run in ``job.out`` recorded (an
+    edit of conf/ that this run does not see); else the changed keys."""
+    composed = compose.compose_stage_config(job.stage, list(job.overrides))
+    if job.stage == "range_test":
+        compose.cap_range_test(composed)
+    else:
+        compose.apply_lr_from(composed)
+    changes = identity_changes(run_identity(yaml.safe_load((job.out / CONFIG_FILE).read_text())),
+                               run_identity(OmegaConf.to_container(composed, resolve=True)))
+    return f"config changed: {'; '.join(changes[:3])}{' ...' if len(changes) > 3 else ''}" if changes else None
+
+
 def staleness(job: Job) -> str | None:
     """None when ``job.out`` holds the result of exactly this config and the code as it is now; else why not."""
     result, recorded = job.out / RESULT_FILE[job.stage], job.out / PROVENANCE_FILE
     if not (result.is_file() and recorded.is_file() and (job.out / CONFIG_FILE).is_file()):
         return "not run"
-    composed = compose.compose_stage_config(job.stage, list(job.overrides))
-    if job.stage == "range_test":
-        compose.cap_range_test(composed)
-    changes = identity_changes(run_identity(yaml.safe_load((job.out / CONFIG_FILE).read_text())),
-                               run_identity(OmegaConf.to_container(composed, resolve=True)))
-    if changes:
-        return f"config changed: {'; '.join(changes[:3])}{' ...' if len(changes) > 3 else ''}"
+    changed_config = config_change(job)
+    if changed_config:
+        return changed_config
     changed = changed_code(json.loads(recorded.read_text())["code"])
     return f"code changed: {', '.join(changed[:5])}" if changed else None
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from superconv.common import plots
-from superconv.common.errors import ConfigError, Diverged
+from superconv.common.errors import Diverged
 from superconv.common.io import atomic_write, write_json
 from superconv.common.metrics import iterations_to_target
 from superconv.common.tracking import Tracker, tracked_run
@@ -29,6 +28,7 @@ from superconv.stages.common import (
     write_config,
     write_provenance,
 )
+from superconv.stages.compose import apply_lr_from
 from superconv.stages.preflight import dataset_dir, preflight
 from superconv.stages.schema import TrainConfig
 from superconv.stages.training import run_training
@@ -36,26 +36,6 @@ from superconv.stages.training import run_training
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = [*TRAIN_COLUMNS, *EVAL_COLUMNS]  # metrics.csv
-
-
-def apply_lr_from(cfg: DictConfig) -> str:
-    """Take min_lr/max_lr from a range test's suggestion.json when ``lr_from`` is set; say which."""
-    if not cfg.lr_from:
-        return "config"
-    path = Path(cfg.lr_from)
-    if not path.is_file():
-        raise ConfigError(f"lr_from={cfg.lr_from!r} does not exist: run the range test first or drop lr_from.")
-    found = json.loads(path.read_text())
-    schedule = cfg.schedule
-    if "max_lr" not in schedule:
-        raise ConfigError(f"lr_from needs a schedule with min_lr/max_lr; schedule.policy={schedule.policy!r}.")
-    for key, ours in (("dataset", cfg.dataset.name), ("model", cfg.model._target_)):
-        if found.get(key, ours) != ours:
-            log.warning("lr_from=%s was measured with %s=%s, but this run uses %s", path, key, found[key], ours)
-    with open_dict(cfg):
-        schedule.max_lr = float(found["max_lr"])
-        schedule.min_lr = float(found["min_lr"])
-    return str(path)
 
 
 def train_sizes(run: TrainConfig) -> dict[str, int]:
