@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.errors import InstantiationException
+from omegaconf import OmegaConf
+from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 from superconv.core.models import count_parameters
 from superconv.core.models.caffe import bn_momentum_from_maf
+from superconv.stages import schema
+from superconv.stages.compose import compose_stage_config
 from tests.synthetic import conf_model
 
 
@@ -157,3 +161,25 @@ def test_bad_model_args_name_the_key(build, message: str) -> None:
     with the target named."""
     with pytest.raises(InstantiationException, match=f"ValueError.*{message}"):
         build()
+
+
+@pytest.mark.parametrize(
+    ("name", "dataset", "key", "ok", "bad"),
+    [("lenet", "mnist", "image_size", 16, 15), ("cifar_resnet", "cifar10", "image_size", 8, 7),
+     ("cifar_resnet", "cifar10", "depth", 8, 2), ("cifar_resnet", "cifar10", "depth", 20, 21),
+     ("cifar_resnet", "cifar10", "widths", [4, 8, 16], [4, 8]), ("densenet40", "cifar10", "image_size", 4, 3),
+     ("densenet40", "cifar10", "depth", 7, 4), ("densenet40", "cifar10", "depth", 40, 41),
+     ("resnet50", "imagenet", "image_size", 32, 31)],
+)
+def test_the_schema_and_the_constructor_draw_each_shape_rule_at_the_same_value(name, dataset, key, ok, bad) -> None:
+    """A shape rule lives twice: in the constructor (core must not build a broken net for any caller) and in the
+    schema (a run is refused before compute, in config terms). Both accept ``ok`` and both refuse ``bad``."""
+    cfg = compose_stage_config("train", [f"model={name}", f"dataset={dataset}"])
+    values = OmegaConf.to_container(cfg.model, resolve=True)
+    model = TypeAdapter(schema.Model)
+    model.validate_python({**values, key: ok})
+    conf_model(name, dataset, **{key: ok})
+    with pytest.raises(ValidationError):
+        model.validate_python({**values, key: bad})
+    with pytest.raises(InstantiationException, match="ValueError"):
+        conf_model(name, dataset, **{key: bad})
