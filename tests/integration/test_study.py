@@ -312,3 +312,15 @@ def test_sigterm_stops_the_study_and_the_next_call_resumes(tmp_path, data_root) 
     run_study(path)
     summary = json.loads((tmp_path / "results" / "inv-0" / "summary.json").read_text())
     assert summary["resumed"] is True and summary["iterations"] == 40
+
+
+@pytest.mark.parametrize(("jobs", "expected"), [(1, "unset"), (2, "PASSIVE")])
+def test_parallel_jobs_run_with_passive_openmp_waits(tmp_path, monkeypatch, jobs: int, expected: str) -> None:
+    """Jobs that share the cores must not spin-wait (OpenMP's default burns the other job's core); one job alone
+    keeps the environment it was given."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    seen = tmp_path / "policy"
+    job = study.Job("probe", 0, "train", (str(seen),), tmp_path / "out",
+                    ("sh", "-c", 'echo "${OMP_WAIT_POLICY:-unset}" > "$1"'))
+    [(_, rc, _)] = study.Runner(jobs).run([job])
+    assert rc == 0 and seen.read_text().strip() == expected

@@ -306,8 +306,11 @@ class Runner:
             return job, -1, 0.0
         job.out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
+        env = os.environ.copy()
+        if self.jobs > 1:  # jobs sharing cores must not spin-wait for theirs (OpenMP's default): same numbers, faster
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         with open(job.out / "stage.log", "a") as logfile:
-            proc = subprocess.Popen(job.command, stdout=logfile, stderr=subprocess.STDOUT, env=os.environ.copy())
+            proc = subprocess.Popen(job.command, stdout=logfile, stderr=subprocess.STDOUT, env=env)
             with self.lock:
                 self.running.add(proc)
             log.info("start %s", job.label)
