@@ -30,7 +30,7 @@ test: install-test lint check-current
 # change either re-runs what it affects or is accepted with evidence (lock.py / study.py --accept).
 check-current: install-test
 	$(BIN)/python pipelines/lock.py --check
-	for study in studies/*/study.yaml; do $(BIN)/python pipelines/study.py $$study --check || exit 1; done
+	$(BIN)/python pipelines/study.py studies/*/study.yaml --check
 
 lint: install-test
 	$(BIN)/python -m ruff check src pipelines tests

@@ -1,8 +1,15 @@
-"""`dvc repro`, `dvc exp run -S`, a DVC remote and the experiment queue of the real pipeline, in one temp git
-repo, on the tiny profile.
+"""Both DVC pipelines of the project in one temp git repo: `dvc repro` of the default study (dvc.yaml, on the tiny
+profile), every study pipeline (studies/dvc.yaml) under each study's `ci` profile, then `dvc exp run -S`, a DVC
+remote and the experiment queue.
 
 The tests share one reproduced repo (module scope; `--dist loadfile` keeps them on one worker) and run in file
-order: the remote and queue tests reuse the stages the earlier ones cached, so they add little time.
+order: the studies pipeline reuses the default study the first test reproduced (the paper report reads it), and
+the remote and queue tests reuse the stages the earlier ones cached, so they add little time.
+
+The studies run on tiny synthetic data in each dataset's official format (CIFAR pickle archives, MNIST IDX files,
+an ImageNet ImageFolder of JPEGs) and their `ci` profile (SUPERCONV_PROFILE=ci: a few iterations of each study's
+policy and baseline). The committed pipelines are unchanged: only params (which data to prepare) differ from a
+user's checkout.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import project_repo, run_cli
+from tests.conftest import ROOT, project_repo, run_cli
+from tests.synthetic import raw_sources
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +35,37 @@ TINY_STUDY = {"experiment": "tiny_digits_lenet", "dataset": "digits", "study": "
               "runs": ["one_cycle", "inv"], "seeds": [0], "range_test_seeds": "0,1",
               "overrides": ""}  # one training seed: every stage kind; two range-test seeds: their spread
 CAPPED = "trainer.max_iterations=8"
+DEFAULT_STAGES = {"prepare", "range_test", "range_spread", "train@one_cycle-0", "train@inv-0",
+                  "train_lr_from_range_test@0", "report"}
+
+STUDIES = yaml.safe_load((ROOT / "studies/params.yaml").read_text())["studies"]
+# What to prepare from the synthetic raw files (the committed params name the real datasets' sizes). MNIST, which
+# a user's checkout prepares in the default study, is prepared here by the studies pipeline (the default study is
+# the tiny one), at full size as the presets take it.
+SYNTHETIC_DATA = {
+    "cifar10": "dataset=cifar10 dataset.full_train_size=40 dataset.download=false",
+    "cifar100": "dataset=cifar100 dataset.full_train_size=200 dataset.download=false",
+    "cifar10_limited": "-m dataset=cifar10 dataset.full_train_size=40 dataset.download=false dataset.train_size=30,20 "
+                       "data_root=data/prepared/cifar10_limited hydra.sweep.dir=data/prepared/cifar10_limited",
+    "imagenet_subset": "dataset=imagenet_subset dataset.images_per_class=2 dataset.train_size=20 "
+                       "dataset.image_size=32 data_root=data/prepared/imagenet_subset",
+}
+MNIST = {"mnist": "dataset=mnist dataset.download=false"}
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, mlflow_uri):
-    """A copy of the committed project files as a fresh git + DVC repo with the tiny study."""
-    return project_repo(tmp_path_factory.mktemp("e2e") / "project", TINY_STUDY,
+    """A copy of the committed project files as a fresh git + DVC repo with the tiny study, every dataset's raw
+    files as a user's download (or local copy) leaves them, and the studies' params naming the synthetic data."""
+    dest = project_repo(tmp_path_factory.mktemp("e2e") / "project", TINY_STUDY,
                         skip=("reports/", "dvc.lock", "studies/dvc.lock", "results/"))  # no committed results
+    params = yaml.safe_load((dest / "studies/params.yaml").read_text())
+    assert set(params["datasets"]) == set(SYNTHETIC_DATA), "a dataset of studies/params.yaml needs synthetic data"
+    params["datasets"] = {**SYNTHETIC_DATA, **MNIST}
+    (dest / "studies/params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _commit_all(dest, "the synthetic data's params")
+    raw_sources(dest / "data/raw", (60000, 10000), "imagenet")  # git-ignored, as in a user's checkout
+    return dest
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +74,11 @@ def reproduced(repo):
     return repo
 
 
-def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None:
+def test_repro_builds_every_stage_of_the_default_study_and_nothing_else(reproduced, mlflow_uri) -> None:
     repo = reproduced
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == DEFAULT_STAGES
+    assert not (repo / "studies/dvc.lock").exists() and not any((repo / "results").glob("paper_*"))
     for run in ("one_cycle-0", "inv-0"):
         assert (repo / "results/train" / run / "metrics.csv").is_file()
     for seed in (0, 1):
@@ -55,9 +90,6 @@ def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None
         assert (repo / "reports/e2e_tiny/figures" / f"{fig}.png").stat().st_size > 10_000
     metrics = json.loads((repo / "reports/e2e_tiny/metrics.json").read_text())
     assert metrics["one_cycle_final_test_acc_mean"] > 80
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"prepare", "range_test", "range_spread", "train@one_cycle-0", "train@inv-0",
-                                   "train_lr_from_range_test@0", "report"}
     found = json.loads((repo / "results/range_spread/tiny_digits_lenet/suggestion.json").read_text())
     assert found["seeds"] == [0, 1] and found["max_lr"] == found["spread"][found["method"]]["median"]
     fed = json.loads((repo / "results/train/one_cycle_lr_from_range_test-0/summary.json").read_text())
@@ -72,6 +104,44 @@ def test_repro_builds_every_stage_and_the_report(reproduced, mlflow_uri) -> None
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent[0].info.run_id}'")
     assert sorted(c.data.tags["superconv.role"] for c in children) == ["range_test"] * 2 + ["train"] * 3
     assert "report/report.md" in {a.path for a in client.list_artifacts(parent[0].info.run_id, "report")}
+
+
+@pytest.fixture(scope="module")
+def studies(reproduced):
+    """Every study under its `ci` profile: `dvc repro studies/dvc.yaml`, on top of the reproduced default study."""
+    out = run_cli(["dvc", "repro", "studies/dvc.yaml"], cwd=reproduced, env={"SUPERCONV_PROFILE": "ci"}).stdout
+    assert "Running stage 'train" not in out and "Running stage 'range_test'" not in out, out  # already current
+    return reproduced
+
+
+@pytest.mark.parametrize("study", sorted(STUDIES))
+def test_every_study_ran_its_profile_and_reported_it(studies, study: str) -> None:
+    spec = yaml.safe_load((ROOT / "studies" / study / "study.yaml").read_text())
+    profile = spec["profiles"]["ci"]
+    runs = profile.get("only") or list(spec["runs"])
+    for run in runs:
+        seeds = profile.get("seeds") or spec["runs"][run].get("seeds") or spec["seeds"]
+        kind = spec["runs"][run].get("stage", "train")
+        for seed in seeds:
+            out = studies / spec["results"] / f"{run}-{seed}"
+            assert (out / ("summary.json" if kind == "train" else "suggestion.json")).is_file(), out
+            config = yaml.safe_load((out / "config.yaml").read_text())
+            assert config["trainer"]["max_iterations"] == 3 and config["tracking"]["enabled"] is False
+    report = studies / spec["report"]["out"]
+    text = (report / "report.md").read_text()
+    assert "No training run of this study has finished yet" not in text and "## Verdicts" in text
+    assert json.loads((report / "verdicts.json").read_text())["built_from"] == f"`{spec['results']}`"
+
+
+def test_the_paper_report_gathers_every_study_and_dvc_is_up_to_date(studies) -> None:
+    paper = (studies / "reports/paper.md").read_text()
+    for study in [*STUDIES, TINY_STUDY["study"]]:
+        assert f"]({study}/report.md)" in paper, study
+    assert (studies / "reports/paper.html").stat().st_size > 1000
+    status = run_cli(["dvc", "status", "studies/dvc.yaml"], cwd=studies).stdout
+    assert "up to date" in status, status
+    again = run_cli(["dvc", "repro", "-s", "studies/dvc.yaml:paper"], cwd=studies).stdout
+    assert "didn't change, skipping" in again, again
 
 
 def _lock(repo: Path, *args: str, own_code: bool = False) -> tuple[int, str]:
@@ -173,7 +243,7 @@ def test_a_pushed_repo_reproduces_nothing_in_a_second_clone(reproduced, tmp_path
     assert "Running stage" not in repro, repro
     assert repro.count("didn't change, skipping") == len(stages) == 7, repro
     assert len(_train_runs(client)) == runs_before  # nothing trained
-    ignored = ("checkpoint.pt", "multirun.yaml")  # not results: neither committed nor hashed (.dvcignore)
+    ignored = ("checkpoint.pt", "multirun.yaml", "stage.log")  # not results: not committed (.gitignore)
     files = sorted(p.relative_to(first) for p in (first / "results").rglob("*") if p.is_file()
                    and p.name not in ignored)
     assert files == sorted(p.relative_to(second) for p in (second / "results").rglob("*") if p.is_file())

@@ -1,4 +1,5 @@
-"""Bad input: one clear line naming the key and the fix, exit code 2, nothing written."""
+"""Bad input: one clear line naming the key and the fix, exit code 2, nothing written. Each case runs its stage's
+entry point in-process (run_entry); one runs as a process of its own."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from superconv.common.errors import ConfigError
 from superconv.stages.preflight import check_tracking
 from superconv.stages.schema import Tracking
-from tests.conftest import TINY
+from tests.conftest import TINY, run_entry
 
 
 def assert_rejected(proc, message: str, out=None) -> None:
@@ -38,14 +39,16 @@ CASES = [
 
 
 @pytest.mark.parametrize(("overrides", "message"), CASES, ids=[c[0][0] for c in CASES])
-def test_bad_training_input(tmp_path, cli, data_root, overrides, message) -> None:
+def test_bad_training_input(tmp_path, data_root, overrides, message) -> None:
     out = tmp_path / "out"
-    proc = cli(["python", "pipelines/train.py", *TINY, f"out={out}", f"data_root={data_root}",
-                "tracking.enabled=false", *overrides], check=False)
+    proc = run_entry(["python", "pipelines/train.py", *TINY, f"out={out}", f"data_root={data_root}",
+                     "tracking.enabled=false", *overrides])
     assert_rejected(proc, message, out)
 
 
 def test_missing_prepared_dataset_says_run_prepare(tmp_path, cli) -> None:
+    """A process of its own (the others run their entry point in-process, tests/conftest.run_entry): the exit
+    status and stderr that a shell, DVC or the study runner sees."""
     proc = cli(["python", "pipelines/train.py", *TINY, f"out={tmp_path / 'o'}", f"data_root={tmp_path}",
                 "tracking.enabled=false"], check=False)
     assert_rejected(proc, "run the prepare stage")
@@ -53,10 +56,10 @@ def test_missing_prepared_dataset_says_run_prepare(tmp_path, cli) -> None:
 
 @pytest.mark.parametrize(("override", "message"), [("range_test.end_lr=0.0", "range_test.end_lr=0.0"),
                                                    ("++range_test.warmup=5", "range_test.warmup=5 is not a setting")])
-def test_bad_range_test_input(tmp_path, cli, data_root, override, message) -> None:
+def test_bad_range_test_input(tmp_path, data_root, override, message) -> None:
     out = tmp_path / "o"
-    proc = cli(["python", "pipelines/range_test.py", *TINY, f"out={out}", f"data_root={data_root}",
-                "tracking.enabled=false", override], check=False)
+    proc = run_entry(["python", "pipelines/range_test.py", *TINY, f"out={out}", f"data_root={data_root}",
+                     "tracking.enabled=false", override])
     assert_rejected(proc, message, out)
 
 
@@ -69,43 +72,43 @@ ENV_CASES = [
 
 
 @pytest.mark.parametrize(("env", "message"), ENV_CASES, ids=[c[1][:30] for c in ENV_CASES])
-def test_bad_run_settings_fail_before_compute(tmp_path, cli, data_root, env, message) -> None:
+def test_bad_run_settings_fail_before_compute(tmp_path, data_root, env, message) -> None:
     out = tmp_path / "out"
-    proc = cli(["python", "pipelines/train.py", *TINY, f"out={out}", f"data_root={data_root}"], env=env, check=False)
+    proc = run_entry(["python", "pipelines/train.py", *TINY, f"out={out}", f"data_root={data_root}"], env=env)
     assert_rejected(proc, message, out)
 
 
-def test_bad_prepare_input_fetches_nothing(tmp_path, cli) -> None:
+def test_bad_prepare_input_fetches_nothing(tmp_path) -> None:
     out = tmp_path / "prepared"
-    proc = cli(["python", "pipelines/prepare.py", "dataset=cifar10", f"dataset.root={tmp_path / 'raw'}",
-                "dataset.image_size=28", f"out={out}", f"raw_root={tmp_path / 'raw'}"], check=False)
+    proc = run_entry(["python", "pipelines/prepare.py", "dataset=cifar10", f"dataset.root={tmp_path / 'raw'}",
+                     "dataset.image_size=28", f"out={out}", f"raw_root={tmp_path / 'raw'}"])
     assert_rejected(proc, "dataset.image_size=28 must be 32", out)
     assert not (tmp_path / "raw").exists()
 
 
-def test_bad_report_input_reads_nothing(tmp_path, cli) -> None:
+def test_bad_report_input_reads_nothing(tmp_path) -> None:
     out = tmp_path / "reports"
-    proc = cli(["python", "pipelines/report.py", "compare.baseline=one_cycle", f"out={out}",
-                "tracking.enabled=false"], check=False)
+    proc = run_entry(["python", "pipelines/report.py", "compare.baseline=one_cycle", f"out={out}",
+                     "tracking.enabled=false"])
     assert_rejected(proc, "compare.policy='one_cycle' is also compare.baseline", out)
 
 
-def test_bad_compare_arguments(tmp_path, cli) -> None:
+def test_bad_compare_arguments(tmp_path) -> None:
     out = tmp_path / "cmp"
-    proc = cli(["python", "-m", "superconv.report.compare", "--dirs", str(tmp_path), "--out", str(out),
-                "--label", "schedule max_lr"], check=False)
+    proc = run_entry(["python", "-m", "superconv.report.compare", "--dirs", str(tmp_path), "--out", str(out),
+                     "--label", "schedule max_lr"])
     assert_rejected(proc, "argument --label: 'schedule max_lr' must be a dotted config key", out)
 
 
-def test_bad_print_schedule_input(cli) -> None:
-    proc = cli(["python", "-m", "superconv.stages.print_schedule", *TINY, "schedule.momentum=high"], check=False)
+def test_bad_print_schedule_input() -> None:
+    proc = run_entry(["python", "-m", "superconv.stages.print_schedule", *TINY, "schedule.momentum=high"])
     assert_rejected(proc, "schedule.momentum='high' must be a number in [0, 1)")
     assert proc.stdout == ""
 
 
 @pytest.mark.parametrize(("override", "group"), [("schedule=cosine", "schedule"), ("experiment=nope", "experiment")])
-def test_unknown_names_list_the_options(tmp_path, cli, override, group) -> None:
-    proc = cli(["python", "pipelines/train.py", override, f"out={tmp_path / 'o'}"], check=False)
+def test_unknown_names_list_the_options(tmp_path, override, group) -> None:
+    proc = run_entry(["python", "pipelines/train.py", override, f"out={tmp_path / 'o'}"])
     assert proc.returncode != 0
     assert f"Could not find '{group}/" in proc.stderr and f"Available options in '{group}'" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -22,9 +22,9 @@ def _train(out: Path, data_root: Path, env: dict[str, str], *extra: str) -> byte
 
 
 def test_pinned_curves_do_not_depend_on_the_isa(tmp_path, data_root) -> None:
-    native = _train(tmp_path / "a", data_root, {})
+    """The golden curve, which test_golden_curves.py makes at this CPU's own ISA, from a process limited below it."""
     lowered = _train(tmp_path / "b", data_root, LOWER_ISA)
-    assert native == lowered == GOLDEN.read_bytes()
+    assert lowered == GOLDEN.read_bytes()
     facts = (tmp_path / "b" / "provenance.json").read_text()
     assert '"aten_capability": "AVX2"' in facts and '"mkldnn": "false"' in facts
 

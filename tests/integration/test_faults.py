@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, run_entry
 
 
-def test_absurd_lr_diverges_cleanly(tmp_path, cli, data_root, mlflow_uri) -> None:
+def test_absurd_lr_diverges_cleanly(tmp_path, data_root, mlflow_uri) -> None:
     out = tmp_path / "div"
-    proc = cli(["python", "pipelines/train.py", *TINY, "schedule.max_lr=50", f"out={out}",
-                f"data_root={data_root}"], check=False)
+    proc = run_entry(["python", "pipelines/train.py", *TINY, "schedule.max_lr=50", f"out={out}",
+                      f"data_root={data_root}"])  # the entry point in-process; exit 3 as a process would
     assert proc.returncode == 3, proc.stderr
     assert "training diverged" in proc.stderr and "Traceback" not in proc.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -30,10 +30,11 @@ def test_absurd_lr_diverges_cleanly(tmp_path, cli, data_root, mlflow_uri) -> Non
     assert "diverged" in run.data.tags["superconv.failure_reason"]
 
 
-def test_divergence_can_be_recorded_without_failing_the_study(tmp_path, cli, data_root) -> None:
+def test_divergence_can_be_recorded_without_failing_the_study(tmp_path, data_root) -> None:
     out = tmp_path / "div"
-    cli(["python", "pipelines/train.py", *TINY, "schedule.max_lr=50", f"out={out}", f"data_root={data_root}",
-         "trainer.fail_on_divergence=false", "tracking.enabled=false"])
+    proc = run_entry(["python", "pipelines/train.py", *TINY, "schedule.max_lr=50", f"out={out}",
+                      f"data_root={data_root}", "trainer.fail_on_divergence=false", "tracking.enabled=false"])
+    assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "summary.json").read_text())["diverged"] is True
 
 
@@ -87,8 +88,14 @@ def uninterrupted(tmp_path_factory, data_root, mlflow_uri):
     return done
 
 
-@pytest.mark.parametrize("stage", list(STAGES))
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+# Each stage stopped by SIGTERM and killed -9, but for a training run killed -9: that one resumes into another store
+# (test_a_run_resumed_into_another_store_is_logged_whole_there), which asserts the same and more.
+INTERRUPTIONS = [pytest.param(signal.SIGTERM, "train", id="sigterm-train"),
+                 pytest.param(signal.SIGTERM, "range_test", id="sigterm-range_test"),
+                 pytest.param(signal.SIGKILL, "range_test", id="kill-9-range_test")]
+
+
+@pytest.mark.parametrize(("sig", "stage"), INTERRUPTIONS)
 def test_interrupted_run_resumes_bit_identically(tmp_path, data_root, mlflow_uri, uninterrupted, sig, stage) -> None:
     out = tmp_path / "run"
     proc = _start(stage, out, data_root)
@@ -123,14 +130,16 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, data_root, mlflow_uri
 
 
 def test_a_run_resumed_into_another_store_is_logged_whole_there(tmp_path, data_root, mlflow_uri, uninterrupted) -> None:
-    """A run directory copied to another machine (or a removed store): its checkpoint names an MLflow run that
-    store does not have; the resumed run is a new run there, with every step, and names the run it came from."""
+    """A training run killed -9, resumed with its run directory copied to another machine (or a removed store): its
+    checkpoint names an MLflow run that store does not have; the resumed run is a new run there, bit-identical to
+    the uninterrupted run, with every step, and names the run it came from."""
     out = tmp_path / "run"
     proc = _start("train", out, data_root)
     _wait_for_checkpoint(out, proc)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL
     proc.communicate()
+    assert not (out / "metrics.csv").exists(), "killed before its end"
     other = f"sqlite:///{tmp_path}/other.db"
     resumed = _start("train", out, data_root, f"tracking.uri={other}")
     stdout, stderr = resumed.communicate()
@@ -139,6 +148,7 @@ def test_a_run_resumed_into_another_store_is_logged_whole_there(tmp_path, data_r
     expected_frame, _ = uninterrupted["train"]
     pd.testing.assert_frame_equal(pd.read_csv(out / "metrics.csv"), expected_frame)
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] is True
     client = MlflowClient(other)
     run = client.get_run(summary["tracking_run_id"])
     assert run.info.status == "FINISHED" and run.data.params["seed"] == "0"

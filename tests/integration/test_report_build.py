@@ -139,3 +139,15 @@ def test_variants_of_one_published_run_keep_its_name_and_are_told_apart_by_size(
     runs = load_study_runs(tmp_path)
     assert set(runs.summaries["base_run"]) == {"clr"}
     assert set(runs.summaries["run"]) == {"clr [train_size=40000]", "clr [train_size=30000]"}
+
+
+def test_a_rebuild_from_the_same_runs_is_byte_identical(built, tmp_path) -> None:
+    """The committed report is a DVC output: rebuilt from unchanged runs it must not change (the iterations-to-target
+    strip plot's jitter included), or every `dvc repro` would rewrite it."""
+    out, _ = built
+    again = tmp_path / "again"
+    build_report(out.parent / "results", again, "one_cycle", "inv", None)
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert "iterations_to_target.png" in figures
+    for rel in [*(f"figures/{name}" for name in figures), "report.html", "report.md"]:
+        assert (again / rel).read_bytes() == (out / rel).read_bytes(), rel

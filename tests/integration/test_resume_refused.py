@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import TINY, run_entry
 from tests.integration.test_faults import STAGES, _start, _wait_for_checkpoint
 
 # One change per config group that the old allow-list let through: each is refused on resume, by name.
@@ -38,9 +36,8 @@ def test_resume_under_a_changed_config_is_refused_naming_the_key(tmp_path, data_
     shutil.copytree(killed, out)
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     script, *extra = STAGES["train"][0]
-    again = subprocess.run([sys.executable, script, *TINY, *extra, f"out={out}", f"data_root={data_root}",
-                            "trainer.checkpoint_every=10", "trainer.log_every=5", change],
-                           cwd=ROOT, capture_output=True, text=True)
+    again = run_entry(["python", script, *TINY, *extra, f"out={out}", f"data_root={data_root}",
+                       "trainer.checkpoint_every=10", "trainer.log_every=5", change])  # the entry point, in-process
     key, value = change.split("=")
     key = "augment.name" if key == "augment" else key
     assert again.returncode == 2, again.stderr

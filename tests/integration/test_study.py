@@ -20,7 +20,7 @@ from superconv.report.build import build_study_report
 from superconv.report.reference import load_reference
 from superconv.stages import study
 from superconv.stages.study import load_study, plans
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, run_entry
 
 TINY = ["experiment=tiny_digits_lenet"]
 
@@ -274,11 +274,22 @@ def test_bad_study_file_is_one_clear_error(tmp_path) -> None:
     bad = tmp_path / "study.yaml"
     bad.write_text(yaml.safe_dump({"name": "x", "results": "r", "seeds": [0], "jobs": 0,
                                    "report": {"out": "o", "policy": "a", "baseline": "b"}, "runs": {}}))
-    proc = run_cli([sys.executable, "pipelines/study.py", str(bad)], cwd=ROOT, check=False)
+    proc = run_entry(["python", "pipelines/study.py", str(bad)])
     assert proc.returncode == 2 and "jobs" in proc.stderr and "greater than or equal to 1" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = run_cli([sys.executable, "pipelines/study.py", str(tmp_path / "missing.yaml")], cwd=ROOT, check=False)
+    proc = run_entry(["python", "pipelines/study.py", str(tmp_path / "missing.yaml")])
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_one_check_covers_several_studies_and_only_check_takes_several() -> None:
+    """`make check-current` checks every committed study in one process; any other action takes one study file."""
+    studies = ["studies/paper_cifar10_wrn/study.yaml", "studies/paper_cifar10_fig1a/study.yaml"]
+    rc, out = study_main(Path(studies[0]), studies[1], "--check")
+    assert rc == 0, out
+    assert "paper_cifar10_wrn: 0 committed runs stale" in out and "paper_cifar10_fig1a: 0 committed runs stale" in out
+    with pytest.raises(SystemExit) as stop:
+        study_main(Path(studies[0]), studies[1], "--dry-run")
+    assert stop.value.code == 2
 
 
 def test_sigterm_stops_the_study_and_the_next_call_resumes(tmp_path, data_root) -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, run_entry
 
 SUMMARY_KEYS = {"final_test_acc", "iterations", "wall_s", "images_per_s", "best_test_acc", "diverged"}
 
@@ -52,12 +52,13 @@ def test_mlflow_run_has_params_curves_tags_and_parent(one_cycle_run, mlflow_uri)
     assert {"metrics.csv", "summary.json", "curves.png"} <= artifacts
 
 
-def test_same_seed_same_curves_and_cap_keeps_shape(one_cycle_run, tmp_path, cli, data_root) -> None:
+def test_same_seed_same_curves_and_cap_keeps_shape(one_cycle_run, tmp_path, data_root) -> None:
     again, capped = tmp_path / "again", tmp_path / "capped"
-    cli(["python", "pipelines/train.py", *TINY, "seed=3", f"out={again}", f"data_root={data_root}",
-         "tracking.enabled=false"])
-    cli(["python", "pipelines/train.py", *TINY, "seed=3", f"out={capped}", f"data_root={data_root}",
-         "tracking.enabled=false", "trainer.max_iterations=15"])
+    # the entry point in this process (run_entry): the same numbers as the fixture's process of its own
+    for out, more in ((again, []), (capped, ["trainer.max_iterations=15"])):
+        proc = run_entry(["python", "pipelines/train.py", *TINY, "seed=3", f"out={out}", f"data_root={data_root}",
+                          "tracking.enabled=false", *more])
+        assert proc.returncode == 0, proc.stderr
     first = pd.read_csv(one_cycle_run / "metrics.csv")
     second = pd.read_csv(again / "metrics.csv")
     pd.testing.assert_frame_equal(first, second)
@@ -85,10 +86,11 @@ def test_sweep_gives_one_child_run_per_point(tmp_path, cli, data_root, mlflow_ur
     assert len(children) == 2
 
 
-def test_other_schedule_of_the_same_experiment(tmp_path, cli, data_root) -> None:
+def test_other_schedule_of_the_same_experiment(tmp_path, data_root) -> None:
     out = tmp_path / "inv"
-    cli(["python", "pipelines/train.py", *TINY, "schedule=inv", f"out={out}", f"data_root={data_root}",
-         "tracking.enabled=false"])
+    proc = run_entry(["python", "pipelines/train.py", *TINY, "schedule=inv", f"out={out}", f"data_root={data_root}",
+                      "tracking.enabled=false"])
+    assert proc.returncode == 0, proc.stderr
     metrics = pd.read_csv(out / "metrics.csv")
     assert len(metrics) == 120
     assert metrics["lr"].iloc[0] == pytest.approx(0.01)

@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from superconv.common.plots import seaborn  # noqa: E402
@@ -165,7 +166,14 @@ def iterations_to_target_figure(speed: pd.DataFrame) -> plt.Figure:
     reached = speed.dropna(subset=["iterations_to_target"])
     missed = speed[speed["iterations_to_target"].isna()]
     runs = list(dict.fromkeys(speed["run"]))
-    sns.stripplot(data=reached, x="iterations_to_target", y="run", order=runs, ax=ax, size=7, jitter=0.15)
+    # seaborn's jitter draws from NumPy's global RNG: a fixed draw keeps the figure, and report.html that embeds it,
+    # byte-identical when the report is rebuilt from the same runs (the caller's RNG state is left as it was).
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        sns.stripplot(data=reached, x="iterations_to_target", y="run", order=runs, ax=ax, size=7, jitter=0.15)
+    finally:
+        np.random.set_state(state)
     if len(missed):
         ax.scatter([budget] * len(missed), [runs.index(r) for r in missed["run"]], marker="o",
                    facecolors="none", edgecolors="black", label="never reached")

@@ -541,7 +541,8 @@ def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", type=Path, help="studies/<name>/study.yaml")
+    parser.add_argument("study", type=Path, nargs="+",
+                        help="studies/<name>/study.yaml (several only with --check: one process checks them all)")
     parser.add_argument("--jobs", type=int, help="processes at once (default: the study's jobs)")
     parser.add_argument("--only", nargs="*", default=None, metavar="RUN", help="run only these named runs")
     parser.add_argument("--dry-run", action="store_true", help="list each job and whether it would run")
@@ -557,14 +558,20 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--check", action="store_true", help="exit 1 if any committed run is stale (CI)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if len(args.study) > 1 and not args.check:
+        parser.error(f"{len(args.study)} study files given: only --check takes several")
     try:
-        spec = load_study(args.study)
-        if not (args.verify or args.accept or args.check):
-            return run_study(spec, args.study, args.jobs, args.only, args.dry_run, args.profile)
-        spec = apply_profile(spec, args.study, args.profile)
+        if args.check:
+            specs = [apply_profile(load_study(path), path, args.profile) for path in args.study]
+            return max(check(spec) for spec in specs)
+        [path] = args.study
+        spec = load_study(path)
+        if not (args.verify or args.accept):
+            return run_study(spec, path, args.jobs, args.only, args.dry_run, args.profile)
+        spec = apply_profile(spec, path, args.profile)
         if args.verify:
             return verify(spec, args.verify, args.jobs or spec.jobs)
-        return accept(spec, args.jobs or spec.jobs) if args.accept else check(spec)
+        return accept(spec, args.jobs or spec.jobs)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
