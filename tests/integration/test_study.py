@@ -27,6 +27,7 @@ TINY = ["experiment=tiny_digits_lenet"]
 
 def study_file(tmp: Path, data_root: Path, nesterov_extra: list[str] | None = None) -> Path:
     common = [*TINY, f"data_root={data_root}", "schedule=one_cycle", "trainer.max_iterations=30"]
+    untracked = "tracking.enabled=false"  # MLflow is checked on the nesterov runs; logging costs ~3 s a run
     spec = {
         "name": "tiny_study", "results": str(tmp / "results"), "seeds": [0, 1], "jobs": 2, "threads": 1,
         "report": {"out": str(tmp / "report"), "policy": "one_cycle", "baseline": "nesterov"},
@@ -34,8 +35,8 @@ def study_file(tmp: Path, data_root: Path, nesterov_extra: list[str] | None = No
             # capped by trainer.max_iterations: the run's config.yaml says 30, and the study must agree
             "range_test": {"stage": "range_test", "overrides": [*TINY, f"data_root={data_root}",
                                                                  "range_test.iterations=40",
-                                                                 "trainer.max_iterations=30"]},
-            "one_cycle": {"overrides": common},
+                                                                 "trainer.max_iterations=30", untracked]},
+            "one_cycle": {"overrides": [*common, untracked]},
             "nesterov": {"overrides": [*common, "optimizer.nesterov=true", *(nesterov_extra or [])],
                          "per_seed": {"trainer.total_batch": [128, 120]}},
         },
