@@ -25,7 +25,7 @@ from superconv.core.range_test import run_range_test
 from superconv.stages.compose import compose_stage_config
 from superconv.stages.rules import validate_range_test
 from superconv.stages.training import build_model
-from tests.conftest import TINY
+from tests.conftest import TINY, run_entry
 
 SUGGESTION_KEYS = {"method", "max_lr", "min_lr", "min_lr_divisor", "rules", "diverged_lr", "protocol", "start_lr",
                    "end_lr", "iterations_planned", "iterations_run", "eval_every", "eval_size", "model", "dataset",
@@ -121,10 +121,11 @@ def test_exponential_cli_stops_at_divergence(exponential_run, mlflow_uri) -> Non
     assert run.data.tags["superconv.range_test.protocol"] == "exponential"
 
 
-def test_linear_cli_covers_its_whole_range(tmp_path, cli, data_root) -> None:
+def test_linear_cli_covers_its_whole_range(tmp_path, data_root) -> None:
     out = tmp_path / "linear"
-    cli(["python", "pipelines/range_test.py", *TINY, "range_test=linear", "range_test.linear.end_lr=0.05",
-         f"out={out}", f"data_root={data_root}", "tracking.enabled=false"])
+    proc = run_entry(["python", "pipelines/range_test.py", *TINY, "range_test=linear", "range_test.linear.end_lr=0.05",
+                      f"out={out}", f"data_root={data_root}", "tracking.enabled=false"])  # in-process
+    assert proc.returncode == 0, proc.stderr
     curve = pd.read_csv(out / "curve.csv")
     found = json.loads((out / "suggestion.json").read_text())
     assert len(curve) == found["iterations_run"] == 60 and not found["stopped_early"]
@@ -136,12 +137,13 @@ def test_linear_cli_covers_its_whole_range(tmp_path, cli, data_root) -> None:
     assert (out / "range_test.png").stat().st_size > 10_000
 
 
-def test_training_with_lr_from_uses_the_suggestion(exponential_run, tmp_path, cli, data_root, mlflow_uri) -> None:
+def test_training_with_lr_from_uses_the_suggestion(exponential_run, tmp_path, data_root, mlflow_uri) -> None:
     found = json.loads((exponential_run / "suggestion.json").read_text())
     out = tmp_path / "train"
     path = exponential_run / "suggestion.json"
-    cli(["python", "pipelines/train.py", *TINY, "schedule=one_cycle", f"lr_from={path}", f"out={out}",
-         f"data_root={data_root}", "trainer.max_iterations=10", "study=test_range_test"])
+    proc = run_entry(["python", "pipelines/train.py", *TINY, "schedule=one_cycle", f"lr_from={path}", f"out={out}",
+                      f"data_root={data_root}", "trainer.max_iterations=10", "study=test_range_test"])  # in-process
+    assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["schedule"]["max_lr"] == pytest.approx(found["max_lr"])
     assert summary["schedule"]["min_lr"] == pytest.approx(found["min_lr"])
