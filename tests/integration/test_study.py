@@ -4,8 +4,6 @@ a factor sweep feeding a claim, the range test's spread and the independent-repr
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sys
 from pathlib import Path
@@ -52,14 +50,11 @@ def run_study(path: Path, *args: str) -> str:
 
 
 def study_main(path: Path, *args: str) -> tuple[int, str]:
-    """The study CLI (``superconv.stages.study.main``, which pipelines/study.py calls) in this process, from the
-    project root as pipelines/study.py runs: its exit code and what it printed (stdout and stderr together). Every
-    job it runs is still a process of its own; only the CLI's own start-up (torch, Hydra, scipy imports) is
+    """pipelines/study.py in this process (run_entry): its exit code and what it printed (stdout, then stderr).
+    Every job it runs is still a process of its own; only the CLI's own start-up (torch, Hydra, scipy imports) is
     saved, so the many --check/--verify/--accept calls below cost what they compute."""
-    printed = io.StringIO()
-    with contextlib.chdir(ROOT), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-        rc = study.main([str(path), *args])
-    return rc, printed.getvalue()
+    proc = run_entry(["python", "pipelines/study.py", str(path), *args])
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def tiny_reference(tmp: Path) -> Path:
@@ -288,9 +283,7 @@ def test_one_check_covers_several_studies_and_only_check_takes_several() -> None
     rc, out = study_main(Path(studies[0]), studies[1], "--check")
     assert rc == 0, out
     assert "paper_cifar10_wrn: 0 committed runs stale" in out and "paper_cifar10_fig1a: 0 committed runs stale" in out
-    with pytest.raises(SystemExit) as stop:
-        study_main(Path(studies[0]), studies[1], "--dry-run")
-    assert stop.value.code == 2
+    assert study_main(Path(studies[0]), studies[1], "--dry-run")[0] == 2
 
 
 def test_sigterm_stops_the_study_and_the_next_call_resumes(tmp_path, data_root) -> None:
