@@ -44,9 +44,10 @@ def study_file(tmp: Path, data_root: Path, nesterov_extra: list[str] | None = No
     return path
 
 
-def run_study(path: Path, *args: str) -> str:
-    """pipelines/study.py as a process of its own (the entry point, its exit code and its output)."""
-    return run_cli([sys.executable, "pipelines/study.py", str(path), *args], cwd=ROOT).stdout
+def study_cli(path: Path, *args: str) -> tuple[int, str]:
+    """pipelines/study.py as a process of its own: its exit code and everything it wrote."""
+    proc = run_cli([sys.executable, "pipelines/study.py", str(path), *args], cwd=ROOT, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def study_main(path: Path, *args: str) -> tuple[int, str]:
@@ -83,7 +84,8 @@ def tiny_reference(tmp: Path) -> Path:
 @pytest.mark.slow
 def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
     path = study_file(tmp_path, data_root)
-    first = run_study(path)
+    rc, first = study_cli(path)
+    assert rc == 0, first
     assert "6 of 6 runs to do, 2 at a time, 1 torch threads each" in first
     results = tmp_path / "results"
     for name in ("one_cycle-0", "one_cycle-1", "nesterov-0", "nesterov-1"):
@@ -140,12 +142,6 @@ def test_study_runs_keeps_and_reports(tmp_path, data_root, mlflow_uri) -> None:
     for label in ("one_cycle [nesterov=True, total_batch=120]", "one_cycle [nesterov=True, total_batch=128]",
                   "one_cycle [nesterov=False, total_batch=128]"):
         assert f"| {label} |" in labels, (label, out)
-
-
-def study_cli(path: Path, *args: str) -> tuple[int, str]:
-    """pipelines/study.py as a process of its own: its exit code and everything it wrote."""
-    proc = run_cli([sys.executable, "pipelines/study.py", str(path), *args], cwd=ROOT, check=False)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 def verify_and_accept(path: Path, results: Path) -> None:
@@ -314,7 +310,7 @@ def test_sigterm_stops_the_study_and_the_next_call_resumes(tmp_path, data_root) 
     assert proc.returncode == 128 + signal.SIGTERM, out
     assert "stopped inv-0" in out and "FAILED" not in out
     assert not (tmp_path / "results" / "inv-0" / "summary.json").exists()
-    run_study(path)
+    assert study_cli(path)[0] == 0
     summary = json.loads((tmp_path / "results" / "inv-0" / "summary.json").read_text())
     assert summary["resumed"] is True and summary["iterations"] == 40
 
