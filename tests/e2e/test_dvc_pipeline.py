@@ -1,6 +1,6 @@
 """Both DVC pipelines of the project in one temp git repo: `dvc repro` of the default study (dvc.yaml, on the tiny
-profile), every study pipeline (studies/dvc.yaml) under each study's `ci` profile, then `dvc exp run -S`, a DVC
-remote and the experiment queue.
+profile), every study pipeline (studies/dvc.yaml) under each study's `ci` profile, then a DVC remote and
+`dvc exp run -S` through the experiment queue.
 
 The tests share one reproduced repo (module scope; `--dist loadfile` keeps them on one worker) and run in file
 order: the studies pipeline reuses the default study the first test reproduced (the paper report reads it), and
@@ -172,7 +172,7 @@ def test_lock_check_and_accepting_only_a_change_proven_number_neutral(reproduced
     inv.write_text(inv_text.replace("power: ${recipe.inv.power}", "power: 0.5"))  # the inv runs' config changes
     rc, out = _lock(repo, "--check")
     assert rc == 1 and "stale dvc.yaml:train@inv-0: deps: src/superconv/core, src/superconv/stages" in out, out
-    rc, out = _lock(repo, "--accept", own_code=True)
+    rc, out = _lock(repo, "--accept", "--jobs", "2", own_code=True)
     assert rc == 1, out
     assert "CHANGED dvc.yaml:range_test-0: row 1 (iteration 0), column smoothed_loss" in out, out
     assert "re-run dvc.yaml:range_test: its runs loaded changed code: superconv/core/range_test.py" in out
@@ -185,7 +185,7 @@ def test_lock_check_and_accepting_only_a_change_proven_number_neutral(reproduced
     loop.write_text(loop_text + "\n# a comment every training run and range test loads\n")
     triangular.write_text(triangular.read_text().replace("recipe.triangular.gamma,1.0", "recipe.triangular.gamma,0.5"))
     lock_before = (repo / "dvc.lock").read_text()
-    rc, out = _lock(repo, "--accept", own_code=True)
+    rc, out = _lock(repo, "--accept", "--jobs", "2", own_code=True)
     assert rc == 1, out  # prepare, range_spread and report record no provenance: they re-run
     sample = out.split("(one per named run): ", 1)[1].splitlines()[0].split()
     assert sorted(sample) == ["range_test-0", "train@inv-0", "train@one_cycle-0", "train_lr_from_range_test-0"], out
@@ -199,18 +199,6 @@ def test_lock_check_and_accepting_only_a_change_proven_number_neutral(reproduced
     repro = run_cli(["dvc", "repro"], cwd=repo).stdout
     assert "Running stage 'train" not in repro and "Running stage 'range_test'" not in repro, repro
     assert _lock(repo, "--check") == (0, "0 recorded stages stale\n")
-
-
-def test_exp_run_with_an_override_changes_the_metrics(reproduced) -> None:
-    repo = reproduced
-    before = json.loads((repo / "reports/e2e_tiny/metrics.json").read_text())["one_cycle_final_test_acc_mean"]
-    run_cli(["dvc", "exp", "run", "-n", "capped", "-S", f"overrides='{CAPPED}'"], cwd=repo)
-    shown = json.loads(run_cli(["dvc", "exp", "show", "--json"], cwd=repo).stdout)
-    capped = [run["data"]["metrics"]["reports/e2e_tiny/metrics.json"]["data"]["one_cycle_final_test_acc_mean"]
-              for rev in shown for exp in rev.get("experiments") or [] for run in exp["revs"]
-              if run["name"] == "capped"]
-    assert len(capped) == 1, shown
-    assert capped[0] < before - 5, (capped, before)
 
 
 def _commit_all(repo: Path, message: str) -> None:
@@ -266,16 +254,19 @@ def _queue_status(repo: Path) -> dict[str, str]:
 
 
 def test_queued_ablations_on_two_workers_log_every_step_to_one_store(reproduced, tmp_path, mlflow_uri) -> None:
-    """`dvc exp run --queue` + `dvc queue start -j 2`: both succeed, and the one SQLite store has every step.
+    """`dvc exp run -S` queued twice + `dvc queue start -j 2`: both succeed, the override changes the metrics, and
+    the one SQLite store has every step.
 
-    Each ablation trains one new run (`step`, one seed); prepare and the capped range test are cached by the
-    earlier tests, so the two workers train (seed 1 also its range-test-fed run) and report.
+    Each ablation is the default study capped at 8 iterations with one named run and one seed: the study's own
+    1cycle run (its accuracy falls well below the uncapped run's) and `step`, which the study does not have. Each
+    worker runs the capped range test, its range-test-fed run, its training run and the report; prepare is cached.
     """
     repo = reproduced
     assert mlflow_uri.startswith("sqlite:////"), "queued experiments run under .dvc/tmp/exps: use an absolute store"
-    ablations = {"abl-step-0": 0, "abl-step-1": 1}
-    for name, seed in ablations.items():
-        run_cli(["dvc", "exp", "run", "--queue", "-n", name, "-S", "runs=[step]", "-S", f"seeds=[{seed}]",
+    uncapped = json.loads((repo / "reports/e2e_tiny/metrics.json").read_text())["one_cycle_final_test_acc_mean"]
+    ablations = {"abl-capped-one_cycle-0": ("one_cycle", 0), "abl-step-1": ("step", 1)}
+    for name, (run, seed) in ablations.items():
+        run_cli(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"runs=[{run}]", "-S", f"seeds=[{seed}]",
                  "-S", f"overrides='{CAPPED}'"], cwd=repo)
     run_cli(["dvc", "queue", "start", "-j", "2"], cwd=repo)
     started = time.monotonic()
@@ -301,17 +292,18 @@ def test_queued_ablations_on_two_workers_log_every_step_to_one_store(reproduced,
     assert found.keys() == ablations.keys(), shown
     client = MlflowClient(mlflow_uri)
     parents = set()
-    for name, seed in ablations.items():
+    for name, (named, seed) in ablations.items():
         assert found[name].get("error") is None, found[name]
         data = found[name]["data"]
         assert data["params"]["params.yaml"]["data"]["seeds"] == [seed]
         metrics = data["metrics"]["reports/e2e_tiny/metrics.json"]["data"]
-        assert metrics["step_n"] == 1, metrics
-        runs = _train_runs(client, f" and tags.`superconv.run` = 'step' and tags.`superconv.seed` = '{seed}'")
+        assert metrics[f"{named}_n"] == 1, metrics
+        runs = _train_runs(client, f" and tags.`superconv.run` = '{named}' and tags.`superconv.seed` = '{seed}'"
+                                   " and params.`trainer.max_iterations` = '8'")
         assert len(runs) == 1, runs
         run = runs[0]
         assert run.info.status == "FINISHED"
-        assert metrics["step_final_test_acc_mean"] == pytest.approx(run.data.metrics["final_test_acc"])
+        assert metrics[f"{named}_final_test_acc_mean"] == pytest.approx(run.data.metrics["final_test_acc"])
         parents.add(run.data.tags["mlflow.parentRunId"])
         local = client.download_artifacts(run.info.run_id, "metrics.csv", str(tmp_path / name))
         with open(local, newline="") as f:
@@ -321,3 +313,5 @@ def test_queued_ablations_on_two_workers_log_every_step_to_one_store(reproduced,
         assert [m.step for m in history] == [int(r["iteration"]) for r in rows]  # every step, exactly once
         assert [m.value for m in history] == pytest.approx([float(r["train_loss"]) for r in rows])
     assert len(parents) == 1  # both under the study's one parent run
+    capped = found["abl-capped-one_cycle-0"]["data"]["metrics"]["reports/e2e_tiny/metrics.json"]["data"]
+    assert capped["one_cycle_final_test_acc_mean"] < uncapped - 5, (capped, uncapped)

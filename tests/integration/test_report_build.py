@@ -151,3 +151,20 @@ def test_a_rebuild_from_the_same_runs_is_byte_identical(built, tmp_path) -> None
     assert "iterations_to_target.png" in figures
     for rel in [*(f"figures/{name}" for name in figures), "report.html", "report.md"]:
         assert (again / rel).read_bytes() == (out / rel).read_bytes(), rel
+
+
+def test_a_report_reads_only_its_own_results_not_the_reports_beside_it(built) -> None:
+    """Another study's verdicts.json beside this report (as reports/<study>/ lie) changes nothing in it: those are
+    outside its DVC deps, so only the paper report (which depends on every report) gathers them."""
+    out, _ = built
+    before = (out / "report.md").read_text()
+    assert "[the paper report](../paper.md)" in before
+    other = out.parent / "other_study"
+    other.mkdir()
+    (other / "verdicts.json").write_text(json.dumps({"title": "Other", "built_from": "`results/other`",
+                                                     "verdicts": ["**REPRODUCED**: something else"]}))
+    try:
+        build_report(out.parent / "results", out, "one_cycle", "inv", None)
+        assert (out / "report.md").read_text() == before
+    finally:
+        shutil.rmtree(other)

@@ -75,12 +75,13 @@ def test_the_ci_profile_keeps_the_report_pair_at_three_iterations(path: Path) ->
         assert cfg.trainer.max_iterations == 3 and not cfg.tracking.enabled, job.label
 
 
-def test_a_profile_filters_reseeds_and_extends_the_runs_and_names_what_is_wrong(tmp_path: Path) -> None:
-    study = {"name": "s", "results": "results/s", "seeds": [0, 1, 2], "report": {"out": "reports/s", "policy": "a",
+def test_a_profile_filters_reseeds_extends_and_parallelises_the_runs_and_names_what_is_wrong(tmp_path: Path) -> None:
+    study = {"name": "s", "results": "results/s", "seeds": [0, 1, 2], "jobs": 1,
+             "report": {"out": "reports/s", "policy": "a",
              "baseline": "b"}, "runs": {"a": {"overrides": ["x=1"]}, "b": {"overrides": ["y=2"], "seeds": [5]},
                                         "c": {}},
-             "profiles": {"quick": {"only": ["a", "b"], "seeds": [0], "overrides": ["+profile=ci"]},
-                          "bad": {"only": ["a", "nope"]}}}
+             "profiles": {"quick": {"only": ["a", "b"], "seeds": [0], "overrides": ["+profile=ci"], "jobs": 2},
+                          "plain": {"seeds": [1]}, "bad": {"only": ["a", "nope"]}}}
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(study))
     spec = load_study(path)
@@ -89,7 +90,8 @@ def test_a_profile_filters_reseeds_and_extends_the_runs_and_names_what_is_wrong(
     jobs = {job.label: job.overrides for job in expand(quick, threads=1)}
     assert set(jobs) == {"a-0", "b-0"}
     assert jobs["a-0"][:2] == ("x=1", "+profile=ci") and jobs["b-0"][:2] == ("y=2", "+profile=ci")
-    with pytest.raises(ConfigError, match="SUPERCONV_PROFILE=slow: .* no such profile; its profiles: bad, quick"):
+    assert quick.jobs == 2 and apply_profile(spec, path, "plain").jobs == 1  # a profile's jobs, else the study's
+    with pytest.raises(ConfigError, match="SUPERCONV_PROFILE=slow: .* no such profile; its profiles: bad, plain, q"):
         apply_profile(spec, path, "slow")
     with pytest.raises(ConfigError, match="profiles.bad names nope, not runs of the study; runs: a, b, c"):
         apply_profile(spec, path, "bad")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -32,7 +31,7 @@ from superconv.report.tables import (
 )
 
 RAN = ("ran", "diverged")
-VERDICTS_FILE = "verdicts.json"  # what other reports quote (reports/<study>/verdicts.json)
+VERDICTS_FILE = "verdicts.json"  # what the paper report gathers (reports/<study>/verdicts.json)
 
 
 def _fmt(x: Any, digits: int = 2, sign: bool = False) -> str:
@@ -271,18 +270,11 @@ def factors_markdown(factors: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def other_studies_markdown(out: Path) -> list[str]:
-    """The verdicts other studies' reports wrote beside this one (reports/<study>/verdicts.json), quoted with a
-    link: as they were last built, since this report does not re-run them."""
-    parts = []
-    for found in sorted(Path(out).parent.glob(f"*/{VERDICTS_FILE}")):
-        if found.parent.resolve() == Path(out).resolve():
-            continue
-        other = json.loads(found.read_text())
-        link = f"../{found.parent.name}/report.md"
-        parts += [f"### [{other['title']}]({link})", "", f"As last built ({other['built_from']}):", ""]
-        parts += [f"- {line}" for line in other["verdicts"]] + [""]
-    return (["## Other studies", ""] + parts) if parts else []
+# Other studies' verdicts are gathered by the paper report, whose DVC deps are every report: a study report that
+# quoted them would change with files outside its own deps (stale after any other study's rebuild).
+OTHER_STUDIES = ["## Other studies", "",
+                 "Every study's verdicts, side by side: [the paper report](../paper.md) "
+                 "(`dvc repro -s studies/dvc.yaml:paper`). This report is built from its own results only.", ""]
 
 
 @dataclass(frozen=True)
@@ -369,7 +361,7 @@ def _curves_section(e: Evidence) -> list[str]:
 
 
 def _runs_section(e: Evidence) -> list[str]:
-    return [*other_studies_markdown(e.out), "## Runs", "", runs_markdown(e.runs.summaries), "",
+    return [*OTHER_STUDIES, "## Runs", "", runs_markdown(e.runs.summaries), "",
             "## Claims not tested by this study", "", *(f"- {v.line()}" for v in e.found if v.verdict == "not run"),
             "", "## Published rows not run by this study", "", not_run_markdown(e.table, e.ref).rstrip("\n")]
 

@@ -87,6 +87,7 @@ class ProfileSpec(BaseModel):
     only: list[str] | None = None  # the runs it keeps (default: all)
     seeds: Annotated[list[int], Field(min_length=1)] | None = None  # every kept run's seeds
     overrides: list[str] = []  # appended to every job
+    jobs: Annotated[int, Field(ge=1)] | None = None  # processes at once (default: the study's), e.g. 2 on tiny data
 
 
 class SequentialSpec(BaseModel):
@@ -174,7 +175,7 @@ def apply_profile(spec: StudySpec, path: Path, profile: str | None) -> StudySpec
         "seeds": chosen.seeds if chosen.seeds is not None else run.seeds})
         for name, run in spec.runs.items() if chosen.only is None or name in chosen.only}
     # a profile is a wiring check over a few runs and seeds: no sequential looks (their runs may not be kept)
-    return spec.model_copy(update={"runs": runs, "sequential": {}})
+    return spec.model_copy(update={"runs": runs, "sequential": {}, "jobs": chosen.jobs or spec.jobs})
 
 
 def plans(spec: StudySpec) -> dict[str, Plan]:
