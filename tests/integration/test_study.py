@@ -229,6 +229,8 @@ def sequential_seeds(path: Path, results: Path, reference: Path) -> None:
     spec = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**spec, "published": str(reference),
                                     "sequential": {"tiny_better": {"max_seeds": 3, "batch": 1}}}, sort_keys=False))
+    rc, dry = study_main(path, "--dry-run")  # lists the next look's seeds too, and runs nothing
+    assert rc == 0 and not (results / "one_cycle-2").exists(), dry
     rc, out = study_main(path)
     assert rc == 0, out
     ref = load_reference(reference)
@@ -246,7 +248,10 @@ def sequential_seeds(path: Path, results: Path, reference: Path) -> None:
     else:
         assert "stopped: decided at n=3" in line or "stopped: cap of 3 seeds reached" in line, line
     if looks[-1] > 2:
-        assert "sequential: the next looks need nesterov at 3 seeds, one_cycle at 3 seeds" in out, out
+        for text in (out, dry):
+            assert "sequential: the next looks need nesterov at 3 seeds, one_cycle at 3 seeds" in text, text
+        assert "run  one_cycle-2" in dry and "2 of 6 runs to do" in dry, dry
+        assert "sequential: any later look depends on these seeds' results" in dry, dry
     again = study_main(path)[1]
     assert "sequential: the next looks" not in again and f"0 of {2 + 2 * looks[-1]} runs to do" in again, again
     path.write_text(yaml.safe_dump(spec, sort_keys=False))

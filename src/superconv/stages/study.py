@@ -528,7 +528,7 @@ def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[
     counts = committed_extra(spec)
     jobs = [j for j in expand(spec, threads, counts) if only is None or j.name in only]
     rc = _run_jobs(jobs, jobs_at_once, threads, dry_run)
-    while rc is None and spec.sequential and not dry_run:
+    while rc is None and spec.sequential:
         stale = {job.name for job in expand(spec, threads, counts) if staleness(job)}
         wanted = {name: n for name, n in wanted_seeds(spec, stale).items() if only is None or name in only}
         more = [j for j in expand(spec, threads, {**counts, **wanted}) if j.name in wanted]
@@ -536,7 +536,10 @@ def run_study(spec: StudySpec, path: Path, jobs_at_once: int | None, only: list[
             break
         print(f"sequential: the next looks need {', '.join(f'{k} at {v} seeds' for k, v in sorted(wanted.items()))}")
         counts = {**counts, **wanted}
-        rc = _run_jobs(more, jobs_at_once, threads)
+        rc = _run_jobs(more, jobs_at_once, threads, dry_run)
+        if dry_run:  # the look after these seeds depends on what they give
+            print("sequential: any later look depends on these seeds' results")
+            break
     return rc or 0
 
 
