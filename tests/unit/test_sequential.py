@@ -8,7 +8,7 @@ import pytest
 
 from superconv.report.claims import judge_claims
 from superconv.report.reference import load_reference
-from superconv.report.results import load_run_dirs
+from superconv.report.results import load_run_dirs, load_study_runs
 from superconv.report.sequential import Plan, walk
 from superconv.report.stats import decide_at_least, difference
 from superconv.report.tables import accuracy_table
@@ -95,3 +95,15 @@ def test_a_claim_takes_its_looks_and_says_why_it_stopped(tmp_path) -> None:
     assert "98.33% CI" in decided.statistic
     fixed = _cm_verdict(_claim_runs(tmp_path / "six", policy, baseline), None)
     assert fixed.sequential == "" and "95% CI" in fixed.statistic
+
+
+def test_seeds_past_nine_are_listed_after_nine(tmp_path) -> None:
+    """The sequential rule takes a run past 10 seeds: its tables list seeds 0..11 in order, not 0, 1, 10, 11, 2;
+    run names still sort as text (momentum_0.85 before momentum_0.9)."""
+    for seed in (11, 2, 10, 0, 1, 9):
+        write_run(tmp_path, "one_cycle", seed, [97.0, 99.0], experiment=MNIST)
+    for run in ("momentum_0.9", "momentum_0.85"):
+        write_run(tmp_path, run, 0, [97.0, 99.0], experiment=MNIST)
+    expected = [("momentum_0.85", 0), ("momentum_0.9", 0), *(("one_cycle", s) for s in (0, 1, 2, 9, 10, 11))]
+    for runs in (load_study_runs(tmp_path), load_run_dirs(tmp_path.glob("*"))):
+        assert list(zip(runs.summaries["run"], runs.summaries["seed"], strict=True)) == expected

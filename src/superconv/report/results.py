@@ -112,10 +112,20 @@ def read_run_dir(directory: Path, name: str | None = None) -> tuple[dict[str, An
     return summary, pd.read_csv(Path(directory, "metrics.csv"))
 
 
+def seed_order(directory: Path) -> tuple[str, str, int]:
+    """Sort key that reads a run directory's trailing seed (``<run>-<seed>``, or a sweep point's number) as a
+    number: seed 10 after seed 9, not between 1 and 2, so every table lists a run's seeds in the order they ran.
+    The rest sorts as text, as before (``momentum_0.85`` before ``momentum_0.9``)."""
+    stem, _, seed = directory.name.rpartition("-")
+    if not seed.isdigit():
+        stem, seed = directory.name, "-1"
+    return str(directory.parent), stem, int(seed)
+
+
 def load_run_dirs(directories: Iterable[Path], label_keys: Iterable[str] = ()) -> RunSet:
     """Runs from directories holding summary.json + metrics.csv (DVC stage outs, Hydra sweep points)."""
     found = sorted({Path(d) for d in directories if Path(d, "summary.json").is_file()
-                    and Path(d, "metrics.csv").is_file()})
+                    and Path(d, "metrics.csv").is_file()}, key=seed_order)
     return build_runset([read_run_dir(d) for d in found], label_keys)
 
 
@@ -133,8 +143,8 @@ def study_run_name(directory: Path) -> str:
 
 def study_run_dirs(results: Path) -> list[Path]:
     """A study's finished training runs: results/<study>/<run>-<seed>/ holding summary.json and metrics.csv."""
-    return sorted(d for d in Path(results).glob("*-*") if Path(d, "summary.json").is_file()
-                  and Path(d, "metrics.csv").is_file())
+    return sorted((d for d in Path(results).glob("*-*") if Path(d, "summary.json").is_file()
+                   and Path(d, "metrics.csv").is_file()), key=seed_order)
 
 
 def load_study_runs(results: Path) -> RunSet:
